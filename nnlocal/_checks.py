@@ -1,0 +1,54 @@
+"""Input validation shared by every layer.
+
+Errors name the layer, what it expected and what it got, e.g.::
+
+    ValueError: Linear(in_features=784, out_features=10): expected input of shape (B, 784), got (32, 783)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["check_float_array", "check_ndim", "check_dim", "check_finite", "shape_error", "DivergenceError"]
+
+
+class DivergenceError(FloatingPointError):
+    """Raised when a dynamical system (relaxation, training) produced NaN or inf."""
+
+
+def _shape_str(shape) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def shape_error(layer: str, expected: str, got_shape, name: str = "input") -> ValueError:
+    """The ``ValueError`` every layer raises for a wrongly shaped input (``raise shape_error(...)``)."""
+    return ValueError(f"{layer}: expected {name} of shape {expected}, got {_shape_str(tuple(got_shape))}")
+
+
+def check_float_array(layer: str, x, name: str = "input") -> np.ndarray:
+    """``x`` must be a floating-point ndarray (float32 or float64)."""
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{layer}: expected {name} to be a numpy.ndarray, got {type(x).__name__}")
+    if x.dtype not in (np.float32, np.float64):
+        raise ValueError(f"{layer}: expected {name} of a float dtype (float32 or float64), got {x.dtype}")
+    return x
+
+
+def check_ndim(layer: str, x: np.ndarray, ndims, expected: str, name: str = "input") -> None:
+    """``x.ndim`` must be one of ``ndims``; ``expected`` describes the layout, e.g. ``'(B, C, H, W)'``."""
+    if isinstance(ndims, int):
+        ndims = (ndims,)
+    if x.ndim not in ndims:
+        raise shape_error(layer, expected, x.shape, name)
+
+
+def check_dim(layer: str, x: np.ndarray, axis: int, size: int, expected: str, name: str = "input") -> None:
+    """``x.shape[axis]`` must equal ``size``."""
+    if x.shape[axis] != size:
+        raise shape_error(layer, expected, x.shape, name)
+
+
+def check_finite(what: str, x: np.ndarray) -> None:
+    """Raise :class:`DivergenceError` if ``x`` holds NaN or inf."""
+    if not np.all(np.isfinite(x)):
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise DivergenceError(f"{what}: {bad} non-finite value(s) (NaN or inf); the dynamics diverged")

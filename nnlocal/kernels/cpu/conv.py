@@ -1,0 +1,2 @@
+"""Placeholder: filled in by the conv work."""
+__all__ = []

@@ -1,0 +1,118 @@
+"""Basic layers: ``Linear``, ``Flatten``, ``Identity``, ``Dropout``.
+
+Each layer's forward and backward sit next to each other; shapes use B = batch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._checks import check_float_array, shape_error
+from .._rng import get_rng
+from .init import default_weight_and_bias
+from .module import Module, Parameter
+
+__all__ = ["Linear", "Flatten", "Identity", "Dropout"]
+
+
+class Linear(Module):
+    r"""Affine map :math:`y = x W^\top + b`.
+
+    Shapes: x ``(B, in)`` (or ``(*, in)``), W ``(out, in)``, b ``(out,)``, y ``(*, out)``.
+
+    Backward, with g = dL/dy:  dL/dx = g W,  dL/dW = gᵀ x,  dL/db = Σ_b g.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None, dtype=np.float32):
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        w, b = default_weight_and_bias((self.out_features, self.in_features),
+                                       self.out_features if bias else None, rng, dtype)
+        self.weight = Parameter(w)
+        self.bias = Parameter(b) if bias else None
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        check_float_array(repr(self), x)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise shape_error(repr(self), f"(B, {self.in_features})", x.shape)
+        w = self.weight.data.astype(x.dtype, copy=False)
+        y = x @ w.T
+        if self.bias is not None:
+            y += self.bias.data.astype(x.dtype, copy=False)
+        self._save_for_backward(x)
+        return y
+
+    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        (x,) = self._saved()
+        g2 = grad_output.reshape(-1, self.out_features)
+        x2 = x.reshape(-1, self.in_features)
+        self.weight.accumulate_grad(g2.T @ x2)
+        if self.bias is not None:
+            self.bias.accumulate_grad(g2.sum(axis=0))
+        return grad_output @ self.weight.data.astype(grad_output.dtype, copy=False)
+
+
+class Flatten(Module):
+    """Reshape ``(B, d1, d2, ...)`` to ``(B, d1·d2·...)`` (torch's ``start_dim=1``)."""
+
+    def __init__(self, start_dim: int = 1):
+        super().__init__()
+        self.start_dim = int(start_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}"
+
+    def forward(self, x):
+        check_float_array(repr(self), x)
+        if x.ndim <= self.start_dim:
+            raise shape_error(repr(self), f"(B, ...) with more than {self.start_dim} dimension(s)", x.shape)
+        self._save_for_backward(x.shape)
+        return x.reshape(x.shape[: self.start_dim] + (-1,))
+
+    def backward(self, grad_output):
+        (shape,) = self._saved()
+        return grad_output.reshape(shape)
+
+
+class Identity(Module):
+    """y = x."""
+
+    def forward(self, x):
+        self._save_for_backward(True)
+        return x
+
+    def backward(self, grad_output):
+        self._saved()
+        return grad_output
+
+
+class Dropout(Module):
+    """Inverted dropout: in training y = x ⊙ m / (1-p) with m ~ Bernoulli(1-p); identity in eval."""
+
+    def __init__(self, p: float = 0.5, rng=None):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.rng = get_rng(rng)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+    def forward(self, x):
+        check_float_array(repr(self), x)
+        if not self.training or self.p == 0.0:
+            scale = None
+            y = x
+        else:
+            keep = self.rng.random(x.shape) >= self.p
+            scale = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)
+            y = x * scale
+        self._save_for_backward(scale)
+        return y
+
+    def backward(self, grad_output):
+        (scale,) = self._saved()
+        return grad_output if scale is None else grad_output * scale

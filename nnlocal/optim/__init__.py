@@ -1,0 +1,255 @@
+r"""Optimizers and learning-rate schedulers with torch's update formulas and defaults.
+
+An optimizer consumes each parameter's ``.grad`` (parameters whose ``.grad`` is ``None`` or
+``requires_grad=False`` are skipped, as in torch). ``params`` is an iterable of
+:class:`~nnlocal.nn.Parameter` or of dicts ``{"params": [...], "lr": ...}`` (parameter groups
+with their own hyper-parameters, e.g. per-layer learning rates).
+
+With g = grad + λ·p (weight decay λ):
+
+* SGD:      b ← μ b + (1-τ) g (b = g at the first step);  d = g + μ b (Nesterov) or b;  p ← p - lr·d
+* Adam:     m ← β1 m + (1-β1) g;  v ← β2 v + (1-β2) g²;
+            p ← p - lr/(1-β1ᵗ) · m / (√v/√(1-β2ᵗ) + ε)
+* RMSprop:  v ← α v + (1-α) g²;  a = √v + ε (centered: √(v - ḡ²) + ε);
+            p ← p - lr·g/a, or with momentum b ← μ b + g/a, p ← p - lr·b
+
+Schedulers (``StepLR``, ``ExponentialLR``, ``LambdaLR``) are stepped once per epoch:
+lr_e = base_lr · f(e), with f(e) = γ^⌊e/step⌋, γ^e or ``lr_lambda(e)``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "StepLR", "ExponentialLR", "LambdaLR"]
+
+
+class Optimizer:
+    """Base class: parameter groups, per-parameter state, ``zero_grad`` and ``state_dict``."""
+
+    defaults: dict = {}
+
+    def __init__(self, params, defaults: dict):
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.param_groups = []
+        for group in groups:
+            g = dict(defaults)
+            g.update(group)
+            g["params"] = list(g["params"])
+            self._validate(g)
+            self.param_groups.append(g)
+        self.state: dict[int, dict] = {}
+
+    def _validate(self, group: dict) -> None:
+        for key in ("lr", "weight_decay", "eps", "momentum"):
+            if key in group and not (group[key] >= 0):
+                raise ValueError(f"{type(self).__name__}: invalid {key} {group[key]!r} (must be >= 0)")
+
+    def _params_with_grad(self, group):
+        for p in group["params"]:
+            if p.requires_grad and p.grad is not None:
+                yield p
+
+    def _grad_with_decay(self, p, group):
+        g = p.grad
+        if group.get("weight_decay", 0):
+            g = g + group["weight_decay"] * p.data
+        return g
+
+    def zero_grad(self) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def step(self) -> None:
+        for group in self.param_groups:
+            for p in self._params_with_grad(group):
+                self._update(p, self.state.setdefault(id(p), {}), group)
+
+    def _update(self, p, state, group):
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        """Hyper-parameters per group and state per parameter (indexed in group order, as torch)."""
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            ids = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                ids.append(index[id(p)])
+            groups.append({k: v for k, v in group.items() if k != "params"} | {"params": ids})
+        state = {index[pid]: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+                 for pid, s in self.state.items() if pid in index}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if len(state_dict["param_groups"]) != len(self.param_groups):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: {len(state_dict['param_groups'])} "
+                             f"parameter groups in the state dict, {len(self.param_groups)} in the optimizer")
+        params = [p for g in self.param_groups for p in g["params"]]
+        for group, saved in zip(self.param_groups, state_dict["param_groups"]):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = {id(params[i]): {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+                      for i, s in state_dict["state"].items()}
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines.extend(f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params")
+        return "\n".join(lines) + "\n)"
+
+
+class SGD(Optimizer):
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: Nesterov momentum requires momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov))
+
+    def _update(self, p, state, group):
+        g = self._grad_with_decay(p, group)
+        mu = group["momentum"]
+        if mu:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = np.array(g, copy=True)
+            else:
+                buf *= mu
+                buf += (1 - group["dampening"]) * g
+            g = g + mu * buf if group["nesterov"] else buf
+        p.data -= group["lr"] * g
+
+
+class Adam(Optimizer):
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False):
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad))
+
+    def _update(self, p, state, group):
+        g = self._grad_with_decay(p, group)
+        b1, b2 = group["betas"]
+        if not state:
+            state.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = np.zeros_like(p.data)
+        state["step"] += 1
+        t = state["step"]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        if group["amsgrad"]:
+            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
+            v = state["max_exp_avg_sq"]
+        denom = np.sqrt(v) / math.sqrt(1 - b2 ** t) + group["eps"]
+        p.data -= (group["lr"] / (1 - b1 ** t)) * (m / denom)
+
+
+class RMSprop(Optimizer):
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered))
+
+    def _update(self, p, state, group):
+        g = self._grad_with_decay(p, group)
+        alpha = group["alpha"]
+        if not state:
+            state.update(step=0, square_avg=np.zeros_like(p.data))
+            if group["momentum"] > 0:
+                state["momentum_buffer"] = np.zeros_like(p.data)
+            if group["centered"]:
+                state["grad_avg"] = np.zeros_like(p.data)
+        state["step"] += 1
+        v = state["square_avg"]
+        v *= alpha
+        v += (1 - alpha) * g * g
+        if group["centered"]:
+            ga = state["grad_avg"]
+            ga *= alpha
+            ga += (1 - alpha) * g
+            avg = np.sqrt(v - ga * ga) + group["eps"]
+        else:
+            avg = np.sqrt(v) + group["eps"]
+        if group["momentum"] > 0:
+            buf = state["momentum_buffer"]
+            buf *= group["momentum"]
+            buf += g / avg
+            p.data -= group["lr"] * buf
+        else:
+            p.data -= group["lr"] * (g / avg)
+
+
+class _Scheduler:
+    """lr of group i at epoch e = base_lr_i · factor(e); ``step()`` advances e by one."""
+
+    def __init__(self, optimizer: Optimizer):
+        self.optimizer = optimizer
+        self.base_lrs = [g.setdefault("initial_lr", g["lr"]) for g in optimizer.param_groups]
+        self.last_epoch = 0
+        self._apply()
+
+    def factor(self, epoch: int, group_index: int) -> float:
+        raise NotImplementedError
+
+    def _apply(self):
+        for i, (g, base) in enumerate(zip(self.optimizer.param_groups, self.base_lrs)):
+            g["lr"] = base * self.factor(self.last_epoch, i)
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        self._apply()
+
+    def get_last_lr(self) -> list:
+        return [g["lr"] for g in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        return {"last_epoch": self.last_epoch, "base_lrs": list(self.base_lrs)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.last_epoch = state["last_epoch"]
+        self.base_lrs = list(state["base_lrs"])
+        self._apply()
+
+
+class StepLR(_Scheduler):
+    def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
+        if step_size < 1:
+            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
+        self.step_size, self.gamma = int(step_size), float(gamma)
+        super().__init__(optimizer)
+
+    def factor(self, epoch, group_index):
+        return self.gamma ** (epoch // self.step_size)
+
+
+class ExponentialLR(_Scheduler):
+    def __init__(self, optimizer, gamma: float):
+        self.gamma = float(gamma)
+        super().__init__(optimizer)
+
+    def factor(self, epoch, group_index):
+        return self.gamma ** epoch
+
+
+class LambdaLR(_Scheduler):
+    def __init__(self, optimizer, lr_lambda):
+        n = len(optimizer.param_groups)
+        self.lr_lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * n
+        if len(self.lr_lambdas) != n:
+            raise ValueError(f"LambdaLR: {len(self.lr_lambdas)} lambdas for {n} parameter groups")
+        super().__init__(optimizer)
+
+    def factor(self, epoch, group_index):
+        return self.lr_lambdas[group_index](epoch)

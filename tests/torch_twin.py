@@ -1,0 +1,130 @@
+"""The one shared comparison helper: run an nnlocal module and its torch twin on the same weights
+and input in float64, and compare the output, dL/dx and every parameter gradient.
+
+Usage::
+
+    torch = pytest.importorskip("torch")
+    from tests.torch_twin import compare_with_torch
+
+    layer = nn.Conv2d(3, 4, 3, stride=2, rng=0)
+    twin = torch.nn.Conv2d(3, 4, 3, stride=2)
+    compare_with_torch(layer, twin, x)                      # names match torch's -> copied by name
+
+    # a twin written from the formula: a function of (x, params) where params maps names to torch leaves
+    compare_with_torch(layer, lambda x, p: torch.sigmoid(x @ p["weight"].T), x)
+
+The weights of ``module`` are copied into the twin (by name, or through ``to_torch``), a random
+upstream gradient is drawn from a fixed seed, and ``module.backward`` must return dL/dx and add
+dL/dW into ``.grad`` exactly like autograd (rtol 1e-7 by default).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def assert_close(name: str, ours, theirs, rtol: float = 1e-7, atol: float | None = None) -> None:
+    """``assert_allclose`` with a scale-aware absolute tolerance and a message naming the quantity."""
+    ours = np.asarray(ours, dtype=np.float64)
+    theirs = np.asarray(theirs, dtype=np.float64)
+    if ours.shape != theirs.shape:
+        raise AssertionError(f"{name}: shape {ours.shape} (nnlocal) != {theirs.shape} (torch)")
+    if atol is None:
+        # entries that cancel to ~0 cannot meet a relative tolerance: allow rtol of the array's scale
+        scale = float(np.max(np.abs(theirs))) if theirs.size else 0.0
+        atol = rtol * scale + 1e-300
+    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol, err_msg=f"{name} differs from torch")
+
+
+def _to_numpy(t):
+    return t.detach().cpu().numpy()
+
+
+def compare_with_torch(module, twin, *inputs, grad_output=None, rtol: float = 1e-7, atol=None,
+                       to_torch=None, seed: int = 0, check_input_grad: bool = True,
+                       param_names=None, output_index=None):
+    """Compare ``module`` with ``twin`` on ``inputs`` (numpy arrays; converted to float64).
+
+    Parameters
+    ----------
+    module : nnlocal Module (converted to float64 in place).
+    twin : ``torch.nn.Module`` (parameters copied by name) or ``callable(*x_t, params) -> tensor``
+        where ``params`` maps each of ``module``'s parameter names to a float64 leaf tensor.
+    grad_output : upstream gradient dL/dy; drawn from N(0, 1) with ``seed`` if None.
+    to_torch : optional ``{name: fn(ndarray) -> ndarray}`` to convert layouts when copying.
+    param_names : restrict the gradient comparison to these names (default: all with requires_grad).
+    output_index : if the module returns a tuple, which element carries ``grad_output``.
+
+    Returns ``dict`` with ``y``, ``gx`` (list), ``grads`` (name -> ours) and their torch counterparts.
+    """
+    import torch
+
+    module.to(np.float64)
+    xs = [np.asarray(x, dtype=np.float64) for x in inputs]
+    named = dict(module.named_parameters())
+    to_torch = to_torch or {}
+
+    # --- torch side -------------------------------------------------------------------------
+    xs_t = [torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in xs]
+    if isinstance(twin, torch.nn.Module):
+        twin = twin.double()
+        twin_params = dict(twin.named_parameters())
+        with torch.no_grad():
+            for name, p in named.items():
+                if name not in twin_params:
+                    raise KeyError(f"twin has no parameter '{name}' (it has {sorted(twin_params)})")
+                value = to_torch.get(name, lambda a: a)(p.data)
+                twin_params[name].copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float64)))
+        y_t = twin(*xs_t)
+        params_t = twin_params
+    else:
+        params_t = {name: torch.tensor(to_torch.get(name, lambda a: a)(p.data), dtype=torch.float64,
+                                       requires_grad=True) for name, p in named.items()}
+        y_t = twin(*xs_t, params_t)
+    if output_index is not None:
+        y_t = y_t[output_index]
+
+    # --- nnlocal side ------------------------------------------------------------------------
+    module.zero_grad()
+    y = module(*xs)
+    if output_index is not None:
+        y = y[output_index]
+    assert_close("output", y, _to_numpy(y_t), rtol, atol)
+
+    if grad_output is None:
+        grad_output = np.random.default_rng(seed).standard_normal(np.shape(y))
+    grad_output = np.asarray(grad_output, dtype=np.float64)
+    y_t.backward(torch.from_numpy(grad_output.copy()))
+    gx = module.backward(grad_output)
+    gx_list = list(gx) if isinstance(gx, (tuple, list)) else [gx]
+
+    if check_input_grad:
+        for i, (g, x_t) in enumerate(zip(gx_list, xs_t)):
+            expected = np.zeros(x_t.shape) if x_t.grad is None else _to_numpy(x_t.grad)
+            assert_close(f"dL/dinput[{i}]", g, expected, rtol, atol)
+
+    names = param_names if param_names is not None else [n for n, p in named.items() if p.requires_grad]
+    grads = {}
+    for name in names:
+        p_t = params_t[name]
+        expected = np.zeros(p_t.shape) if p_t.grad is None else _to_numpy(p_t.grad)
+        if name in to_torch:  # compare in nnlocal's layout: convert torch's gradient back by transposing the map
+            expected = _invert_layout(to_torch[name], named[name].data, expected)
+        ours = named[name].grad
+        if ours is None:
+            ours = np.zeros_like(named[name].data)
+        assert_close(f"dL/d{name}", ours, expected, rtol, atol)
+        grads[name] = ours
+    return {"y": y, "gx": gx_list, "grads": grads, "y_torch": _to_numpy(y_t)}
+
+
+def _invert_layout(fn, example, grad_theirs):
+    """Map a gradient given in the twin's layout back to nnlocal's, for linear layout maps
+    (transposes, reshapes): apply the adjoint by probing with the basis (small arrays only)."""
+    flat = np.zeros(example.size)
+    out = np.zeros(example.size)
+    g = grad_theirs.reshape(-1)
+    for i in range(example.size):
+        flat[i] = 1.0
+        out[i] = np.dot(np.asarray(fn(flat.reshape(example.shape)), dtype=np.float64).reshape(-1), g)
+        flat[i] = 0.0
+    return out.reshape(example.shape)
