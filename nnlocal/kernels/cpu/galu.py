@@ -1,0 +1,2 @@
+"""Placeholder: filled in by the BU-TD work."""
+__all__ = []

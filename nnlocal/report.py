@@ -1,0 +1,88 @@
+"""Results tables and figures shared by the demos, the tour and the benchmarks.
+
+* :func:`format_table` / :func:`print_table` render a list of dict rows as an aligned text table
+  (also valid Markdown).
+* :func:`save_figure` writes a matplotlib figure as PNG (Agg backend, no display needed) and closes it.
+* :func:`write_index` writes ``index.md`` in an output folder linking every figure.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+__all__ = ["format_table", "print_table", "save_figure", "write_index", "new_figure"]
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
+    return str(v)
+
+
+def format_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """A Markdown table of ``rows`` (dicts), columns in first-seen order unless given."""
+    if not rows:
+        return "(no rows)"
+    if columns is None:
+        columns = []
+        for r in rows:
+            columns.extend(k for k in r if k not in columns)
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
+    out = [line(columns), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out.extend(line(r) for r in cells)
+    return "\n".join(out)
+
+
+def print_table(rows: list[dict], columns: list[str] | None = None, title: str | None = None) -> str:
+    text = format_table(rows, columns)
+    if title:
+        print(f"\n{title}")
+    print(text)
+    return text
+
+
+def new_figure(*args, **kwargs):
+    """``plt.subplots`` on the non-interactive Agg backend (works without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(*args, **kwargs)
+
+
+def save_figure(fig, out_dir, name: str) -> Path:
+    """Save ``fig`` as ``out_dir/name.png`` (atomically) and close it; returns the path."""
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.png"
+    tmp = out_dir / f".{name}.png.tmp"
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def write_index(out_dir, figures, tables: dict[str, str] | None = None, title: str = "nnlocal results") -> Path:
+    """Write ``out_dir/index.md``: the tables, then every figure as an image link."""
+    out_dir = Path(out_dir)
+    lines = [f"# {title}", ""]
+    for heading, table in (tables or {}).items():
+        lines += [f"## {heading}", "", table, ""]
+    lines += ["## Figures", ""]
+    for fig in figures:
+        rel = os.path.relpath(fig, out_dir)
+        lines += [f"### {Path(fig).stem}", "", f"![{Path(fig).stem}]({rel})", ""]
+    path = out_dir / "index.md"
+    path.write_text("\n".join(lines))
+    return path
