@@ -6,7 +6,8 @@ written by hand, and the test suite proves each one equal to PyTorch's autograd.
 from . import nn, optim
 from ._checks import DivergenceError
 from ._rng import get_rng, seed
-from .utils import gradcheck, load, numerical_grad, save
+from .utils import GradcheckError, gradcheck, load, numerical_grad, save
 
 __version__ = "0.1.0"
-__all__ = ["nn", "optim", "seed", "get_rng", "gradcheck", "numerical_grad", "save", "load", "DivergenceError"]
+__all__ = ["nn", "optim", "seed", "get_rng", "gradcheck", "GradcheckError", "numerical_grad", "save", "load",
+           "DivergenceError"]

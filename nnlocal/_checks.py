@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_float_array", "check_ndim", "check_dim", "check_finite", "shape_error", "DivergenceError"]
+__all__ = ["check_float_array", "check_ndim", "check_dim", "check_finite", "check_grad_output", "shape_error",
+           "DivergenceError"]
 
 
 class DivergenceError(FloatingPointError):
@@ -45,6 +46,15 @@ def check_dim(layer: str, x: np.ndarray, axis: int, size: int, expected: str, na
     """``x.shape[axis]`` must equal ``size``."""
     if x.shape[axis] != size:
         raise shape_error(layer, expected, x.shape, name)
+
+
+def check_grad_output(layer: str, grad_output, shape) -> None:
+    """``backward``'s ``grad_output`` must have the shape of the forward output (no silent broadcast
+    or reshape of a transposed gradient)."""
+    if not isinstance(grad_output, np.ndarray):
+        raise TypeError(f"{layer}.backward: expected grad_output to be a numpy.ndarray, got {type(grad_output).__name__}")
+    if grad_output.shape != tuple(shape):
+        raise shape_error(f"{layer}.backward", _shape_str(tuple(shape)), grad_output.shape, "grad_output")
 
 
 def check_finite(what: str, x: np.ndarray) -> None:

@@ -19,9 +19,14 @@ _default: np.random.Generator = np.random.default_rng()
 
 
 def seed(s: int) -> None:
-    """Reset the library's default generator, so that ``rng=None`` becomes reproducible."""
-    global _default
-    _default = np.random.default_rng(s)
+    """Reset the library's default generator, so that ``rng=None`` becomes reproducible.
+
+    The generator is re-seeded *in place*: modules that already hold it (a ``Dropout(rng=None)``
+    built before the call) draw from the re-seeded stream too.
+    """
+    if not isinstance(s, numbers.Integral) or isinstance(s, bool):
+        raise TypeError(f"seed: expected an int, got {type(s).__name__}")
+    _default.bit_generator.state = np.random.default_rng(int(s)).bit_generator.state
 
 
 def default_rng() -> np.random.Generator:

@@ -25,16 +25,16 @@ def numerical_grad(fn, inputs, eps: float = 1e-6) -> list[np.ndarray]:
         if not isinstance(x, np.ndarray) or x.dtype != np.float64:
             raise ValueError("numerical_grad: every input must be a float64 ndarray "
                              f"(central differences are meaningless in float32), got {getattr(x, 'dtype', type(x))}")
-        g = np.zeros_like(x)
-        flat, gflat = x.reshape(-1), g.reshape(-1)
-        for i in range(flat.size):
-            orig = flat[i]
-            flat[i] = orig + eps
+        g = np.zeros(x.shape)
+        # index x itself (not a reshaped view, which is a copy for non-contiguous arrays)
+        for idx in np.ndindex(x.shape):
+            orig = x[idx]
+            x[idx] = orig + eps
             f_plus = float(fn(*inputs))
-            flat[i] = orig - eps
+            x[idx] = orig - eps
             f_minus = float(fn(*inputs))
-            flat[i] = orig
-            gflat[i] = (f_plus - f_minus) / (2 * eps)
+            x[idx] = orig
+            g[idx] = (f_plus - f_minus) / (2 * eps)
         grads.append(g)
     return grads
 
@@ -47,6 +47,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, analytic=None, rtol: float = 1e-5, 
     """
     numeric = numerical_grad(fn, inputs, eps)
     if analytic is not None:
+        if len(analytic) != len(numeric):
+            raise GradcheckError(f"gradcheck: {len(analytic)} analytic gradients for {len(numeric)} inputs")
         for k, (a, n) in enumerate(zip(analytic, numeric)):
             a = np.asarray(a, dtype=np.float64)
             if a.shape != n.shape:
@@ -63,15 +65,20 @@ def save(module, path) -> None:
     """Write ``module.state_dict()`` to ``path`` as ``.npz``, atomically (temporary file + rename)."""
     path = os.fspath(path)
     state = module.state_dict()
-    if _FORMAT_KEY in state:
-        raise ValueError(f"save: parameter name {_FORMAT_KEY!r} is reserved")
+    for reserved in (_FORMAT_KEY, "file", "allow_pickle"):  # the last two are np.savez's own arguments
+        if reserved in state:
+            raise ValueError(f"save: a parameter or buffer named {reserved!r} cannot be saved (reserved name)")
+    for name, value in state.items():
+        if value.dtype.kind not in "biuf":
+            raise ValueError(f"save: '{name}' has dtype {value.dtype}; only numeric arrays can be saved")
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".nnlocal-", suffix=".npz.tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **{_FORMAT_KEY: np.array(_FORMAT_VERSION)}, **state)
+            np.savez(fh, allow_pickle=False, **{_FORMAT_KEY: np.array(_FORMAT_VERSION)}, **state)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600); give it a normal mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -79,9 +86,21 @@ def save(module, path) -> None:
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def load(module, path, strict: bool = True):
-    """Load a checkpoint written by :func:`save` into ``module`` (no pickle is ever executed)."""
+    """Load a checkpoint written by :func:`save` into ``module`` (no pickle is ever executed).
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a file that is not an
+    nnlocal checkpoint (not a zip archive, truncated, another program's ``.npz``, object arrays).
+    """
     path = os.fspath(path)
+    if os.path.exists(path) and not zipfile.is_zipfile(path):
+        raise ValueError(f"load: {path} is truncated or not an .npz checkpoint (not a zip archive)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             if _FORMAT_KEY not in archive.files:

@@ -6,11 +6,24 @@
 * BLAS and torch are pinned to one thread so test timings are stable on the 2-core CI machine.
 """
 import os
+import sys
 
 import pytest
 from threadpoolctl import threadpool_limits
 
 _blas_limit = threadpool_limits(limits=1)
+# torch sizes its intra-op pool from this when it is first imported (by a test module, at
+# collection); without it each tiny backward paid ~0.1 s of thread hand-off on a loaded 2-core box
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_single_thread():
+    """One torch thread for the whole run, whether or not NNLOCAL_REQUIRE_TORCH is set."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+    yield
 
 
 def pytest_configure(config):

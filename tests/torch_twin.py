@@ -35,13 +35,19 @@ def assert_close(name: str, ours, theirs, rtol: float = 1e-7, atol: float | None
     np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=atol, err_msg=f"{name} differs from torch")
 
 
+def _check_float64(name: str, a) -> None:
+    dtype = getattr(a, "dtype", None)
+    if dtype != np.float64:
+        raise AssertionError(f"{name}: dtype {dtype} from float64 inputs and parameters (expected float64)")
+
+
 def _to_numpy(t):
     return t.detach().cpu().numpy()
 
 
 def compare_with_torch(module, twin, *inputs, grad_output=None, rtol: float = 1e-7, atol=None,
                        to_torch=None, seed: int = 0, check_input_grad: bool = True,
-                       param_names=None, output_index=None):
+                       param_names=None, output_index=None, check_dtype: bool = True):
     """Compare ``module`` with ``twin`` on ``inputs`` (numpy arrays; converted to float64).
 
     Parameters
@@ -53,6 +59,10 @@ def compare_with_torch(module, twin, *inputs, grad_output=None, rtol: float = 1e
     to_torch : optional ``{name: fn(ndarray) -> ndarray}`` to convert layouts when copying.
     param_names : restrict the gradient comparison to these names (default: all with requires_grad).
     output_index : if the module returns a tuple, which element carries ``grad_output``.
+    check_dtype : also require float64 output, dL/dx and gradients (outputs follow the input dtype).
+
+    Besides the values, it checks that ``forward`` leaves its inputs and ``backward`` its
+    ``grad_output`` unmodified (a layer must not write into arrays the caller still owns).
 
     Returns ``dict`` with ``y``, ``gx`` (list), ``grads`` (name -> ours) and their torch counterparts.
     """
@@ -85,21 +95,34 @@ def compare_with_torch(module, twin, *inputs, grad_output=None, rtol: float = 1e
 
     # --- nnlocal side ------------------------------------------------------------------------
     module.zero_grad()
+    xs_before = [x.copy() for x in xs]
     y = module(*xs)
+    for i, (x, before) in enumerate(zip(xs, xs_before)):
+        if not np.array_equal(x, before, equal_nan=True):
+            raise AssertionError(f"forward modified its input[{i}] in place")
     if output_index is not None:
         y = y[output_index]
+    if check_dtype:
+        _check_float64("output", y)
     assert_close("output", y, _to_numpy(y_t), rtol, atol)
 
     if grad_output is None:
         grad_output = np.random.default_rng(seed).standard_normal(np.shape(y))
     grad_output = np.asarray(grad_output, dtype=np.float64)
     y_t.backward(torch.from_numpy(grad_output.copy()))
+    go_before = grad_output.copy()
     gx = module.backward(grad_output)
+    if not np.array_equal(grad_output, go_before, equal_nan=True):
+        raise AssertionError("backward modified grad_output in place")
     gx_list = list(gx) if isinstance(gx, (tuple, list)) else [gx]
 
     if check_input_grad:
+        if len(gx_list) < len(xs_t):
+            raise AssertionError(f"backward returned {len(gx_list)} input gradient(s) for {len(xs_t)} input(s)")
         for i, (g, x_t) in enumerate(zip(gx_list, xs_t)):
             expected = np.zeros(x_t.shape) if x_t.grad is None else _to_numpy(x_t.grad)
+            if check_dtype:
+                _check_float64(f"dL/dinput[{i}]", g)
             assert_close(f"dL/dinput[{i}]", g, expected, rtol, atol)
 
     names = param_names if param_names is not None else [n for n, p in named.items() if p.requires_grad]
@@ -112,6 +135,8 @@ def compare_with_torch(module, twin, *inputs, grad_output=None, rtol: float = 1e
         ours = named[name].grad
         if ours is None:
             ours = np.zeros_like(named[name].data)
+        if check_dtype:
+            _check_float64(f"dL/d{name}", ours)
         assert_close(f"dL/d{name}", ours, expected, rtol, atol)
         grads[name] = ours
     return {"y": y, "gx": gx_list, "grads": grads, "y_torch": _to_numpy(y_t)}

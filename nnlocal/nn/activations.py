@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_float_array
+from .._checks import check_float_array, check_grad_output, shape_error
 from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Atan", "Hardsigmoid", "Softmax", "LogSoftmax",
@@ -58,6 +58,7 @@ class _Elementwise(Module):
 
     def backward(self, grad_output):
         z, y = self._saved()
+        check_grad_output(repr(self), grad_output, z.shape)
         return grad_output * self.grad(z, y)
 
 
@@ -116,6 +117,13 @@ class Hardsigmoid(_Elementwise):
         return ((z > -3) & (z < 3)).astype(z.dtype) / z.dtype.type(6)
 
 
+def _check_dim(layer, x):
+    check_float_array(repr(layer), x)
+    if not -x.ndim <= layer.dim < x.ndim:
+        raise shape_error(repr(layer), f"with at least {layer.dim + 1 if layer.dim >= 0 else -layer.dim} "
+                          "dimension(s)", x.shape)
+
+
 class Softmax(Module):
     def __init__(self, dim: int = -1):
         super().__init__()
@@ -125,13 +133,14 @@ class Softmax(Module):
         return f"dim={self.dim}"
 
     def forward(self, x):
-        check_float_array(repr(self), x)
+        _check_dim(self, x)
         y = softmax(x, self.dim)
         self._save_for_backward(y)
         return y
 
     def backward(self, grad_output):
         (y,) = self._saved()
+        check_grad_output(repr(self), grad_output, y.shape)
         return y * (grad_output - (grad_output * y).sum(axis=self.dim, keepdims=True))
 
 
@@ -144,13 +153,14 @@ class LogSoftmax(Module):
         return f"dim={self.dim}"
 
     def forward(self, x):
-        check_float_array(repr(self), x)
+        _check_dim(self, x)
         y = log_softmax(x, self.dim)
         self._save_for_backward(y)
         return y
 
     def backward(self, grad_output):
         (y,) = self._saved()
+        check_grad_output(repr(self), grad_output, y.shape)
         return grad_output - np.exp(y) * grad_output.sum(axis=self.dim, keepdims=True)
 
 

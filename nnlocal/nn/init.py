@@ -32,13 +32,15 @@ def kaiming_uniform(shape, a: float = 0.0, rng=None, dtype=np.float32, fan_in: i
     """He-uniform for a leaky-ReLU slope ``a``: U(±gain·√(3/fan_in)), gain = √(2/(1+a²))."""
     fan_in = fans(shape)[0] if fan_in is None else fan_in
     gain = math.sqrt(2.0 / (1.0 + a * a))
-    return uniform(shape, gain * math.sqrt(3.0 / fan_in), rng, dtype)
+    bound = gain * math.sqrt(3.0 / fan_in) if fan_in > 0 else 0.0  # a zero-element weight: nothing to draw
+    return uniform(shape, bound, rng, dtype)
 
 
 def xavier_uniform(shape, gain: float = 1.0, rng=None, dtype=np.float32) -> np.ndarray:
     """Glorot-uniform: U(±gain·√(6/(fan_in+fan_out))) (Keras' default kernel initialiser)."""
     fan_in, fan_out = fans(shape)
-    return uniform(shape, gain * math.sqrt(6.0 / (fan_in + fan_out)), rng, dtype)
+    bound = gain * math.sqrt(6.0 / (fan_in + fan_out)) if fan_in + fan_out > 0 else 0.0
+    return uniform(shape, bound, rng, dtype)
 
 
 def normal(shape, mean: float = 0.0, std: float = 1.0, rng=None, dtype=np.float32) -> np.ndarray:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_float_array, shape_error
+from .._checks import check_float_array, check_grad_output, shape_error
 from .._rng import get_rng
 from .init import default_weight_and_bias
 from .module import Module, Parameter
@@ -46,6 +46,7 @@ class Linear(Module):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         (x,) = self._saved()
+        check_grad_output(repr(self), grad_output, x.shape[:-1] + (self.out_features,))
         g2 = grad_output.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
         self.weight.accumulate_grad(g2.T @ x2)
@@ -55,46 +56,60 @@ class Linear(Module):
 
 
 class Flatten(Module):
-    """Reshape ``(B, d1, d2, ...)`` to ``(B, d1·d2·...)`` (torch's ``start_dim=1``)."""
+    """Merge dimensions ``start_dim..end_dim`` into one (torch's defaults ``start_dim=1, end_dim=-1``:
+    ``(B, d1, d2, ...)`` -> ``(B, d1·d2·...)``). Backward reshapes the gradient back."""
 
-    def __init__(self, start_dim: int = 1):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
-        self.start_dim = int(start_dim)
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
     def extra_repr(self) -> str:
-        return f"start_dim={self.start_dim}"
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
     def forward(self, x):
         check_float_array(repr(self), x)
-        if x.ndim <= self.start_dim:
-            raise shape_error(repr(self), f"(B, ...) with more than {self.start_dim} dimension(s)", x.shape)
-        self._save_for_backward(x.shape)
-        return x.reshape(x.shape[: self.start_dim] + (-1,))
+        nd = x.ndim
+        s = self.start_dim + nd if self.start_dim < 0 else self.start_dim
+        e = self.end_dim + nd if self.end_dim < 0 else self.end_dim
+        if not (0 <= s <= e < nd):
+            need = max(d + 1 if d >= 0 else -d for d in (self.start_dim, self.end_dim))
+            raise shape_error(repr(self), f"(B, ...) with at least {need} dimensions and start_dim <= end_dim",
+                              x.shape)
+        out_shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
+        self._save_for_backward(x.shape, out_shape)
+        return x.reshape(out_shape)
 
     def backward(self, grad_output):
-        (shape,) = self._saved()
-        return grad_output.reshape(shape)
+        in_shape, out_shape = self._saved()
+        check_grad_output(repr(self), grad_output, out_shape)
+        return grad_output.reshape(in_shape)
 
 
 class Identity(Module):
-    """y = x."""
+    """y = x (checks that x is a float array, like every layer)."""
 
     def forward(self, x):
-        self._save_for_backward(True)
+        check_float_array(repr(self), x)
+        self._save_for_backward(x.shape)
         return x
 
     def backward(self, grad_output):
-        self._saved()
+        (shape,) = self._saved()
+        check_grad_output(repr(self), grad_output, shape)
         return grad_output
 
 
 class Dropout(Module):
-    """Inverted dropout: in training y = x ⊙ m / (1-p) with m ~ Bernoulli(1-p); identity in eval."""
+    """Inverted dropout: in training y = x ⊙ m / (1-p) with m ~ Bernoulli(1-p); identity in eval.
+
+    Backward multiplies by the same ``m / (1-p)`` drawn in the last forward. ``p = 1`` zeroes
+    everything (as torch). The mask is drawn from ``rng`` (``None``: the library's default generator).
+    """
 
     def __init__(self, p: float = 0.5, rng=None):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
         self.p = float(p)
         self.rng = get_rng(rng)
 
@@ -106,13 +121,17 @@ class Dropout(Module):
         if not self.training or self.p == 0.0:
             scale = None
             y = x
+        elif self.p == 1.0:
+            scale = np.zeros_like(x)
+            y = np.zeros_like(x)
         else:
             keep = self.rng.random(x.shape) >= self.p
             scale = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)
             y = x * scale
-        self._save_for_backward(scale)
+        self._save_for_backward(scale, x.shape)
         return y
 
     def backward(self, grad_output):
-        (scale,) = self._saved()
+        scale, shape = self._saved()
+        check_grad_output(repr(self), grad_output, shape)
         return grad_output if scale is None else grad_output * scale

@@ -26,6 +26,9 @@ from .activations import log_softmax, sigmoid
 __all__ = ["CrossEntropyLoss", "NLLLoss", "MSELoss", "BCELoss", "BCEWithLogitsLoss"]
 
 
+_BCE_EPS = float(np.float32(1e-12))
+
+
 class _Loss:
     def __init__(self):
         self._grad = None
@@ -34,9 +37,10 @@ class _Loss:
         return self.forward(pred, target)
 
     def backward(self) -> np.ndarray:
+        """dL/dpred of the last call (a fresh array each time: callers may modify it in place)."""
         if self._grad is None:
             raise RuntimeError(f"{type(self).__name__}.backward() called before the loss was computed")
-        return self._grad
+        return self._grad.copy()
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -107,8 +111,8 @@ class BCELoss(_Loss):
             log_p = np.maximum(np.log(prob), -100)
             log_1mp = np.maximum(np.log1p(-prob), -100)
         n = prob.dtype.type(prob.size)
-        # torch's backward: (p - t) / max((1 - p) p, eps) with eps = 1e-12
-        self._grad = (prob - target) / np.maximum((1 - prob) * prob, prob.dtype.type(1e-12)) / n
+        # torch's backward: (p - t) / max((1 - p) p, eps), eps = 1e-12 rounded to float32 as torch does
+        self._grad = (prob - target) / np.maximum((1 - prob) * prob, prob.dtype.type(_BCE_EPS)) / n
         return float(-np.mean(target * log_p + (1 - target) * log_1mp))
 
 

@@ -81,15 +81,19 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}.__init__ must call super().__init__() first")
-        # A registered buffer stays a buffer when it is re-assigned a new array.
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        # Re-assigning a registered name keeps its place in the registry (and so in named_parameters
+        # and state_dict order, as torch); a registered buffer stays a buffer when given a new array.
         if isinstance(value, Parameter):
+            self._modules.pop(name, None)
             self._buffers.pop(name, None)
             self._parameters[name] = value
         elif isinstance(value, Module):
+            self._parameters.pop(name, None)
             self._buffers.pop(name, None)
             self._modules[name] = value
+        else:
+            self._parameters.pop(name, None)
+            self._modules.pop(name, None)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
@@ -129,10 +133,16 @@ class Module:
     def named_children(self):
         return iter(self._modules.items())
 
-    def named_modules(self, prefix: str = ""):
+    def named_modules(self, prefix: str = "", memo: set | None = None):
+        """``(dotted name, module)`` for this module and every descendant; a module reachable
+        along two paths (shared between parents) appears once, under its first name (as torch)."""
+        memo = set() if memo is None else memo
+        if id(self) in memo:
+            return
+        memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo)
 
     def modules(self) -> Iterator["Module"]:
         for _, m in self.named_modules():
@@ -173,53 +183,63 @@ class Module:
     def eval(self) -> "Module":
         return self.train(False)
 
+    def _state_entries(self, prefix: str = ""):
+        """``(name, kind, target)`` for every parameter and buffer along *every* path, like torch's
+        ``state_dict`` (a shared parameter appears under each of its names); a module's own
+        parameters, then its buffers, then its children."""
+        for name, p in self._parameters.items():
+            yield prefix + name, "param", p
+        for name in self._buffers:
+            yield prefix + name, "buffer", (self, name)
+        for name, child in self._modules.items():
+            yield from child._state_entries(f"{prefix}{name}.")
+
     def state_dict(self) -> "OrderedDict[str, np.ndarray]":
-        """Name -> copy of every parameter and buffer."""
+        """Name -> copy of every parameter and (non-``None``) buffer, in torch's order and naming."""
         out = OrderedDict()
-        for name, p in self.named_parameters():
-            out[name] = p.data.copy()
-        for name, b in self.named_buffers():
-            out[name] = np.array(b, copy=True)
+        for name, kind, target in self._state_entries():
+            if kind == "param":
+                out[name] = target.data.copy()
+            else:
+                value = getattr(*target)
+                if value is not None:
+                    out[name] = np.array(value, copy=True)
         return out
 
     def load_state_dict(self, state: dict, strict: bool = True) -> "Module":
         """Copy arrays from ``state`` into the parameters and buffers (in place).
 
         With ``strict=True`` a missing or unexpected key raises ``KeyError``; a shape mismatch
-        always raises ``ValueError``. Both name the first offending entry.
+        always raises ``ValueError``. Both name the first offending entry. Everything is checked
+        before anything is copied, so a failed load leaves the module as it was.
         """
-        own = OrderedDict()
-        for name, p in self.named_parameters():
-            own[name] = ("param", p)
-        for mod_name, mod in self.named_modules():
-            for bname in mod._buffers:
-                own[f"{mod_name}.{bname}" if mod_name else bname] = ("buffer", (mod, bname))
+        where = f"{type(self).__name__}.load_state_dict"
+        own = OrderedDict((name, (kind, target)) for name, kind, target in self._state_entries())
         if strict:
             missing = [k for k in own if k not in state and not _is_empty_buffer(own[k])]
             if missing:
-                raise KeyError(f"{type(self).__name__}.load_state_dict: missing key '{missing[0]}' "
-                               f"({len(missing)} missing in all)")
+                raise KeyError(f"{where}: missing key '{missing[0]}' ({len(missing)} missing in all)")
             unexpected = [k for k in state if k not in own]
             if unexpected:
-                raise KeyError(f"{type(self).__name__}.load_state_dict: unexpected key '{unexpected[0]}' "
-                               f"({len(unexpected)} unexpected in all)")
+                raise KeyError(f"{where}: unexpected key '{unexpected[0]}' ({len(unexpected)} unexpected in all)")
+        updates = []
         for name, (kind, target) in own.items():
             if name not in state:
                 continue
             value = np.asarray(state[name])
+            current = target.data if kind == "param" else getattr(*target)
+            if current is not None and np.shape(current) != value.shape:
+                raise ValueError(f"{where}: '{name}' has shape {value.shape} "
+                                 f"in the state dict but {np.shape(current)} in the module")
+            if value.dtype.kind not in "biuf":
+                raise ValueError(f"{where}: '{name}' has dtype {value.dtype}, expected a numeric array")
+            updates.append((kind, target, current, value))
+        for kind, target, current, value in updates:
             if kind == "param":
-                if value.shape != target.data.shape:
-                    raise ValueError(f"{type(self).__name__}.load_state_dict: '{name}' has shape {value.shape} "
-                                     f"in the state dict but {target.data.shape} in the module")
                 target.data[...] = value.astype(target.data.dtype, copy=False)
             else:
-                mod, bname = target
-                current = getattr(mod, bname)
-                if current is not None and np.shape(current) != value.shape:
-                    raise ValueError(f"{type(self).__name__}.load_state_dict: '{name}' has shape {value.shape} "
-                                     f"in the state dict but {np.shape(current)} in the module")
                 dtype = current.dtype if isinstance(current, np.ndarray) else value.dtype
-                object.__setattr__(mod, bname, value.astype(dtype, copy=True))
+                object.__setattr__(target[0], target[1], value.astype(dtype, copy=True))
         return self
 
     def to(self, dtype) -> "Module":

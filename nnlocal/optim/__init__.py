@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from ..nn.module import Parameter
+
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "StepLR", "ExponentialLR", "LambdaLR"]
 
 
@@ -36,10 +38,21 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.param_groups = []
-        for group in groups:
+        seen = set()
+        for i, group in enumerate(groups):
+            if not isinstance(group, dict) or "params" not in group:
+                raise TypeError(f"{type(self).__name__}: parameter group {i} must be a dict with a 'params' entry")
             g = dict(defaults)
             g.update(group)
-            g["params"] = list(g["params"])
+            g["params"] = [g["params"]] if isinstance(g["params"], Parameter) else list(g["params"])
+            for p in g["params"]:
+                if not isinstance(p, Parameter):
+                    raise TypeError(f"{type(self).__name__}: expected nnlocal Parameters, got a {type(p).__name__} "
+                                    "(pass module.parameters())")
+                if id(p) in seen:
+                    raise ValueError(f"{type(self).__name__}: a parameter appears more than once "
+                                     "(in one group or in several)")
+                seen.add(id(p))
             self._validate(g)
             self.param_groups.append(g)
         self.state: dict[int, dict] = {}
@@ -91,6 +104,11 @@ class Optimizer:
         if len(state_dict["param_groups"]) != len(self.param_groups):
             raise ValueError(f"{type(self).__name__}.load_state_dict: {len(state_dict['param_groups'])} "
                              f"parameter groups in the state dict, {len(self.param_groups)} in the optimizer")
+        for i, (group, saved) in enumerate(zip(self.param_groups, state_dict["param_groups"])):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: parameter group {i} holds "
+                                 f"{len(saved['params'])} parameters in the state dict, "
+                                 f"{len(group['params'])} in the optimizer")
         params = [p for g in self.param_groups for p in g["params"]]
         for group, saved in zip(self.param_groups, state_dict["param_groups"]):
             group.update({k: v for k, v in saved.items() if k != "params"})
