@@ -65,7 +65,7 @@ import scipy.sparse
 from .._checks import check_float_array, check_grad_output, shape_error
 from .._rng import get_rng
 from ..kernels.cpu import kwta as _cpu_kernels
-from ..nn.activations import Hardsigmoid, ReLU, Sigmoid
+from ..nn.activations import Hardsigmoid, ReLU, Sigmoid, sigmoid
 from ..nn.layers import Linear
 from ..nn.module import Module, Sequential
 
@@ -75,15 +75,6 @@ __all__ = ["KWinnersTakeAll", "KWinnersTakeAllSoft", "WinnerTakeAll", "SynapticS
 
 _DEVICES = ("cpu",)
 _SIGMOID, _HARDSIGMOID = Sigmoid(), Hardsigmoid()   # stateless: only their fn/grad are used
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    """σ(z) = 1/(1 + e^{-z}) in three in-place passes (5-10x faster than the masked stable form).
-    For z below about -88 (float32) e^{-z} overflows to inf and σ is 0 instead of a denormal."""
-    with np.errstate(over="ignore"):
-        y = np.exp(-z)
-    y += 1
-    return np.reciprocal(y, out=y)
 
 
 def _check_device(layer: str, device: str) -> str:
@@ -185,7 +176,7 @@ class KWinnersTakeAllSoft(KWinnersTakeAll):
         theta, i_k, i_k1 = self.threshold(x2, return_boundary=True)
         h = x.dtype.type(self.hardness)
         z = h * (x2 - theta[:, None])
-        y = _HARDSIGMOID.fn(z) if self.hard else _sigmoid(z)
+        y = _HARDSIGMOID.fn(z) if self.hard else sigmoid(z)
         self._save_for_backward(x.shape, z, y, i_k, i_k1)
         return y.reshape(x.shape)
 
