@@ -87,7 +87,7 @@ def test_bad_sparsity_raises(bad):
 
 def test_bad_device_and_shapes_raise(rng):
     with pytest.raises(ValueError, match="device"):
-        kwta.KWinnersTakeAll(0.1, device="cuda")
+        kwta.KWinnersTakeAll(0.1, device="gpu")
     with pytest.raises(ValueError, match="device"):
         kwta.WinnerTakeAll(device="gpu")
     with pytest.raises(ValueError, match=r"expected input of shape"):

@@ -64,6 +64,7 @@ import scipy.sparse
 
 from .._checks import check_float_array, check_grad_output, shape_error
 from .._rng import get_rng
+from ..kernels import backend, check_device
 from ..kernels.cpu import kwta as _cpu_kernels
 from ..nn.activations import Hardsigmoid, ReLU, Sigmoid, sigmoid
 from ..nn.layers import Linear
@@ -73,19 +74,19 @@ __all__ = ["KWinnersTakeAll", "KWinnersTakeAllSoft", "WinnerTakeAll", "SynapticS
            "compile_kwta", "TripletCosineLoss", "TripletLossSampler", "sample_triplets", "binary_centroids",
            "predict_nearest_centroid", "centroid_accuracy", "mlp_kwta", "mlp_softmax"]
 
-_DEVICES = ("cpu",)
 _SIGMOID, _HARDSIGMOID = Sigmoid(), Hardsigmoid()   # stateless: only their fn/grad are used
 
 
 def _check_device(layer: str, device: str) -> str:
-    if device not in _DEVICES:
-        raise ValueError(f"{layer}: device must be one of {_DEVICES}, got {device!r}")
+    """'cpu' or 'cuda'; asking for 'cuda' without a GPU (or the simulator) fails here, at construction."""
+    device = check_device(device, layer)
+    backend(device)
     return device
 
 
 def _kernels(device: str):
-    """The kernel module computing thresholds for ``device`` (the switch for a CUDA path)."""
-    return _cpu_kernels
+    """The kernel module computing thresholds for ``device`` (kernels.cpu.kwta or kernels.cuda)."""
+    return _cpu_kernels if device == "cpu" else backend(device)
 
 
 def _flatten(layer: str, x: np.ndarray) -> np.ndarray:
