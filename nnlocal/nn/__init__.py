@@ -6,12 +6,7 @@ from .layers import Dropout, Flatten, Identity, Linear
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, NLLLoss
 from .module import Module, Parameter, Sequential
 
-try:  # filled in by the convolution work; kept optional so the core imports on its own
-    from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d  # noqa: F401
-    from .pooling import AvgPool2d, MaxPool2d  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
-try:
-    from .recurrent import GRU, LSTM, RNN  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+from . import functional  # noqa: F401  (nn.functional: the pure conv/pool functions)
+from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d  # noqa: F401
+from .pooling import AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d  # noqa: F401
+from .recurrent import GRU, LSTM, RNN  # noqa: F401

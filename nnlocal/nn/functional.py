@@ -1,0 +1,597 @@
+r"""Pure N-dimensional convolution and pooling functions (no state, no caches).
+
+Every function works for any number n of spatial dimensions (1-d, 2-d, 3-d, ...); ``n`` is read
+from the weight (``weight.ndim - 2``) or from ``x.ndim - 2`` for pooling. Layouts are torch's:
+
+* input  ``x``  ``(B, C_in, *S)``                       (NCW, NCHW, NCDHW)
+* conv weight    ``(C_out, C_in/g, *K)``,  transposed-conv weight ``(C_in, C_out/g, *K)``
+* output ``y``  ``(B, C_out, *L)``, with per axis (p_lo + p_hi = total padding, d = dilation,
+  s = stride)::
+
+      L = floor((S + p_lo + p_hi - d (K - 1) - 1) / s) + 1
+
+**im2col identity.** Let ``cols = im2col(x)`` be the ``(g, C_in/g · ΠK, B · ΠL)`` matrix whose
+column ``(b, l)`` holds the receptive field of output position ``l`` of sample ``b`` (zero where it
+reads padding). With the weight reshaped to ``W_g`` ``(g, C_out/g, C_in/g · ΠK)`` and ``y`` held as
+``y_g`` ``(g, C_out/g, B · ΠL)``, a grouped convolution is one matrix product per group (BLAS)::
+
+      y_g = W_g @ cols_g                                  (C_out/g, B·ΠL)
+
+and with ``gy = dL/dy`` in the same layout::
+
+      dL/dW_g = gy_g @ cols_gᵀ                            (C_out/g, C_in/g · ΠK), the Σ_b inside the GEMM
+      dL/dx   = col2im( W_gᵀ @ gy_g )                     col2im = adjoint of im2col (scatter-add)
+
+Moving between NCHW and the ``(C, B·ΠL)`` layout is one cheap transpose-copy of y or gy.
+
+**Adjoint relation.** A transposed convolution is the adjoint (transpose) of the convolution with
+the same weight, stride, padding, dilation and groups: ``<conv(x, W), y> = <x, conv_transpose(y, W)>``.
+So ``conv_transpose = conv_backward_input`` and ``conv_transpose``'s own input gradient is a plain
+``conv``; only the weight gradient swaps the roles of the two arrays. Everything is written once.
+
+The argument order of the backward helpers follows ``torch.nn.grad``::
+
+    conv_backward_input(input_shape, weight, grad_output, ...)   # torch.nn.grad.conv2d_input
+    conv_backward_weight(x, weight_shape, grad_output, ...)      # torch.nn.grad.conv2d_weight
+
+Pooling: ``max_pool`` pads with -inf and takes the *first* maximum of each window in row-major
+window order (torch's CPU rule for ties); its indices are torch's ``return_indices`` (flat offsets
+in the input plane), so ``max_pool_backward`` is a scatter-add. ``avg_pool`` pads with zeros and
+by default divides by the full window size (``count_include_pad=True``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..kernels.cpu import conv as _k
+
+__all__ = [
+    "conv", "conv_backward_input", "conv_backward_weight",
+    "conv_transpose", "conv_transpose_backward_input", "conv_transpose_backward_weight",
+    "conv_output_shape", "conv_transpose_output_shape", "resolve_padding", "ConvGeometry",
+    "im2col", "col2im", "conv_from_cols", "weight_grad_from_cols", "weight_grad_from_wide",
+    "input_grad_from_gy", "input_grad_from_wide", "to_wide", "from_wide",
+    "max_pool", "max_pool_with_indices", "max_pool_backward", "avg_pool", "avg_pool_backward",
+    "pool_output_shape",
+]
+
+
+# ==================================================================================== geometry
+def ntuple(value, n: int, name: str) -> tuple:
+    """``3 -> (3, 3)``; a tuple/list must already have ``n`` entries (torch's ``_ntuple``)."""
+    if isinstance(value, (int, np.integer)):
+        return (int(value),) * n
+    t = tuple(int(v) for v in value)
+    if len(t) == 1:
+        return t * n
+    if len(t) != n:
+        raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
+    return t
+
+
+def resolve_padding(padding, kernel, stride, dilation) -> tuple:
+    """Padding as ``((lo, hi), ...)`` per spatial axis.
+
+    ``padding`` is an int, a tuple of ints (symmetric), ``"valid"`` (no padding) or ``"same"``
+    (output size = input size; stride must be 1). As torch does, "same" puts ``total // 2`` on the
+    low side and the remainder (one more for an odd total ``d (K - 1)``) on the high side.
+    """
+    n = len(kernel)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * n
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(f"padding='same' is not supported for strided convolutions (stride={stride})")
+            pairs = []
+            for k, d in zip(kernel, dilation):
+                total = d * (k - 1)
+                pairs.append((total // 2, total - total // 2))
+            return tuple(pairs)
+        raise ValueError(f"padding must be an int, a tuple, 'valid' or 'same', got {padding!r}")
+    p = ntuple(padding, n, "padding")
+    if any(v < 0 for v in p):
+        raise ValueError(f"padding must be non-negative, got {padding!r}")
+    return tuple((v, v) for v in p)
+
+
+def conv_output_shape(spatial, kernel, stride=1, padding=0, dilation=1) -> tuple:
+    """Spatial output size of a convolution: ``floor((S + p_lo + p_hi - d(K-1) - 1)/s) + 1`` per axis."""
+    n = len(spatial)
+    kernel, stride = ntuple(kernel, n, "kernel_size"), ntuple(stride, n, "stride")
+    dilation = ntuple(dilation, n, "dilation")
+    pads = resolve_padding(padding, kernel, stride, dilation)
+    return tuple((s + lo + hi - d * (k - 1) - 1) // st + 1
+                 for s, (lo, hi), k, st, d in zip(spatial, pads, kernel, stride, dilation))
+
+
+def conv_transpose_output_shape(spatial, kernel, stride=1, padding=0, output_padding=0, dilation=1) -> tuple:
+    """Spatial output size of a transposed convolution: ``(S-1)s - 2p + d(K-1) + output_padding + 1``."""
+    n = len(spatial)
+    kernel, stride = ntuple(kernel, n, "kernel_size"), ntuple(stride, n, "stride")
+    dilation = ntuple(dilation, n, "dilation")
+    pad, op = ntuple(padding, n, "padding"), ntuple(output_padding, n, "output_padding")
+    return tuple((s - 1) * st - 2 * p + d * (k - 1) + o + 1
+                 for s, k, st, p, o, d in zip(spatial, kernel, stride, pad, op, dilation))
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Everything im2col/col2im need: the shapes of x and y and the window parameters.
+
+    ``in_shape`` is ``(B, C_in, *S)``; ``out_spatial`` is ``L``; ``pads`` is ``((lo, hi), ...)``.
+    """
+
+    in_shape: tuple
+    kernel: tuple
+    stride: tuple
+    pads: tuple
+    dilation: tuple
+    groups: int
+    out_spatial: tuple
+
+    @property
+    def n(self) -> int:
+        return len(self.kernel)
+
+    @classmethod
+    def make(cls, in_shape, kernel, stride=1, padding=0, dilation=1, groups=1, who: str = "conv"):
+        in_shape = tuple(int(v) for v in in_shape)
+        n = len(kernel)
+        stride, dilation = ntuple(stride, n, "stride"), ntuple(dilation, n, "dilation")
+        if any(v < 1 for v in stride) or any(v < 1 for v in dilation):
+            raise ValueError(f"{who}: stride and dilation must be >= 1, got stride={stride}, dilation={dilation}")
+        pads = resolve_padding(padding, kernel, stride, dilation)
+        out = []
+        for s, (lo, hi), k, st, d in zip(in_shape[2:], pads, kernel, stride, dilation):
+            eff = s + lo + hi
+            if eff < d * (k - 1) + 1:
+                padded = tuple(a + lo + hi for a, (lo, hi) in zip(in_shape[2:], pads))
+                dilated = tuple(d * (kk - 1) + 1 for kk, d in zip(kernel, dilation))
+                raise ValueError(f"{who}: padded input size {padded} is smaller than the dilated kernel {dilated} "
+                                 f"(input {in_shape})")
+            out.append((eff - d * (k - 1) - 1) // st + 1)
+        return cls(in_shape, tuple(kernel), stride, pads, dilation, int(groups), tuple(out))
+
+
+def _check_conv_args(x_shape, w_shape, groups, who, transposed=False):
+    n = len(w_shape) - 2
+    if n < 1:
+        raise ValueError(f"{who}: weight must have shape (C_out, C_in/groups, *kernel), got {tuple(w_shape)}")
+    if len(x_shape) != n + 2:
+        raise ValueError(f"{who}: expected input of rank {n + 2} (B, C, *spatial) for a weight of shape "
+                         f"{tuple(w_shape)}, got shape {tuple(x_shape)}")
+    if groups < 1:
+        raise ValueError(f"{who}: groups must be >= 1, got {groups}")
+    if transposed:
+        if w_shape[0] != x_shape[1] or w_shape[0] % groups:
+            raise ValueError(f"{who}: weight {tuple(w_shape)} with groups={groups} expects input of shape "
+                             f"(B, {w_shape[0]}, ...), got {tuple(x_shape)}")
+    elif w_shape[1] * groups != x_shape[1] or w_shape[0] % groups:
+        raise ValueError(f"{who}: weight {tuple(w_shape)} with groups={groups} expects input of shape "
+                         f"(B, {w_shape[1] * groups}, ...), got {tuple(x_shape)}")
+
+
+def _as_shape(v, what: str) -> tuple:
+    if isinstance(v, np.ndarray):
+        raise TypeError(f"{what} must be a shape tuple, got an array of shape {v.shape} "
+                        "(argument order follows torch.nn.grad: see the docstring)")
+    return tuple(int(s) for s in v)
+
+
+def _float(x, name="input"):
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        raise ValueError(f"expected {name} of a float dtype (float32 or float64), got {x.dtype}")
+    return x
+
+
+# ==================================================================================== im2col / col2im
+def im2col(x: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """``x (B, C, *S) -> cols (g, C/g · ΠK, B · ΠL)``::
+
+        cols[g, (c, k), (b, l)] = x_pad[b, g·C/g + c, l·s + k·d]
+
+    Positions in the padding read 0. Rows are ordered (channel, kernel offset) exactly like a
+    flattened weight ``(C_out, C/g, *K) -> (C_out, C/g · ΠK)``; the batch is folded into the
+    columns so that each group is a single wide GEMM.
+    """
+    cols = _k.im2col(x, geom.kernel, geom.stride, geom.pads, geom.dilation, geom.out_spatial)
+    return cols.reshape(geom.groups, cols.shape[0] // geom.groups, cols.shape[1])
+
+
+def col2im(cols: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """Adjoint of :func:`im2col`: scatter-add ``cols (g, C/g · ΠK, B · ΠL)`` back into ``(B, C, *S)``.
+
+    ``<im2col(x), c> = <x, col2im(c)>`` for all x, c; overlapping windows add up.
+    """
+    cols = cols.reshape(cols.shape[0] * cols.shape[1], cols.shape[2])
+    return _k.col2im(cols, geom.in_shape, geom.kernel, geom.stride, geom.pads, geom.dilation, geom.out_spatial)
+
+
+def _wmat(weight: np.ndarray, groups: int) -> np.ndarray:
+    """``(C_out, C_in/g, *K) -> (g, C_out/g, C_in/g · ΠK)`` (a view)."""
+    return weight.reshape(groups, weight.shape[0] // groups, -1)
+
+
+def to_wide(a: np.ndarray, groups: int) -> np.ndarray:
+    """``(B, C, *L) -> (g, C/g, B · ΠL)``: channels first, batch folded into the columns.
+
+    One transpose-copy (free for B = 1)."""
+    B, C = a.shape[:2]
+    L = int(np.prod(a.shape[2:]))
+    a = a.reshape(B, C, L)
+    if B > 1:
+        a = np.ascontiguousarray(a.transpose(1, 0, 2))
+    return a.reshape(groups, C // groups, B * L)
+
+
+def from_wide(a: np.ndarray, batch: int, spatial, bias=None) -> np.ndarray:
+    """``(g, C/g, B · ΠL) -> (B, C, *L)`` (+ bias per channel), in one pass."""
+    C = a.shape[0] * a.shape[1]
+    a3 = a.reshape(C, batch, int(np.prod(spatial))).transpose(1, 0, 2)
+    if bias is None:
+        out = np.ascontiguousarray(a3)
+    else:
+        out = np.empty(a3.shape, dtype=a.dtype)
+        np.add(a3, bias.reshape(1, C, 1), out=out)
+    return out.reshape((batch, C) + tuple(spatial))
+
+
+def conv_from_cols(cols, weight, bias, geom: ConvGeometry) -> np.ndarray:
+    """``y = W_g @ cols (+ bias)``: one GEMM per group, reshaped to ``(B, C_out, *L)``."""
+    y = np.matmul(_wmat(weight, geom.groups), cols)           # (g, C_out/g, B·ΠL)
+    return from_wide(y, geom.in_shape[0], geom.out_spatial, bias)
+
+
+def weight_grad_from_cols(grad_output, cols, geom: ConvGeometry, weight_shape) -> np.ndarray:
+    """``dL/dW_g = gy_g @ cols_gᵀ`` (the sum over the batch is inside the GEMM); ``grad_output (B, C_out, *L)``."""
+    return weight_grad_from_wide(to_wide(grad_output, geom.groups), cols, weight_shape)
+
+
+def weight_grad_from_wide(gy_wide, cols, weight_shape) -> np.ndarray:
+    """As :func:`weight_grad_from_cols` with ``gy`` already in the ``(g, C_out/g, B · ΠL)`` layout."""
+    return np.matmul(gy_wide, cols.swapaxes(-1, -2)).reshape(weight_shape)
+
+
+def input_grad_from_gy(grad_output, weight, geom: ConvGeometry) -> np.ndarray:
+    """``dL/dx = col2im(W_gᵀ @ gy_g)``; ``grad_output (B, C_out, *L)``."""
+    return input_grad_from_wide(to_wide(grad_output, geom.groups), weight, geom)
+
+
+def input_grad_from_wide(gy_wide, weight, geom: ConvGeometry) -> np.ndarray:
+    """As :func:`input_grad_from_gy` with ``gy`` in the ``(g, C_out/g, B · ΠL)`` layout."""
+    dcols = np.matmul(_wmat(weight, geom.groups).swapaxes(-1, -2), gy_wide)   # (g, C_in/g · ΠK, B·ΠL)
+    return col2im(dcols, geom)
+
+
+# ==================================================================================== convolution
+def conv(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+    r"""N-d cross-correlation, ``torch.nn.functional.conv{1,2,3}d``.
+
+    Parameters
+    ----------
+    x : ``(B, C_in, *S)`` float array.
+    weight : ``(C_out, C_in/groups, *K)``.
+    bias : ``(C_out,)`` or None.
+    stride, dilation : int or n-tuple.  padding : int, n-tuple, ``"valid"`` or ``"same"``.
+
+    Returns ``y (B, C_out, *L)`` with ``y[b, o, l] = bias[o] + Σ_{c,k} W[o, c, k] x_pad[b, c', l·s + k·d]``
+    (c' = c + (o // (C_out/g))·C_in/g), computed as ``W_g @ im2col(x)``.
+    """
+    x = _float(x)
+    weight = np.asarray(weight, dtype=x.dtype)
+    _check_conv_args(x.shape, weight.shape, groups, "conv")
+    geom = ConvGeometry.make(x.shape, weight.shape[2:], stride, padding, dilation, groups)
+    b = None if bias is None else np.asarray(bias, dtype=x.dtype)
+    return conv_from_cols(im2col(x, geom), weight, b, geom)
+
+
+def conv_backward_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+    """dL/dx of :func:`conv` (``torch.nn.grad.conv{n}d_input``): ``col2im(W_gᵀ @ gy)``, shape ``input_shape``."""
+    input_shape = _as_shape(input_shape, "input_shape")
+    gy = _float(grad_output, "grad_output")
+    weight = np.asarray(weight, dtype=gy.dtype)
+    _check_conv_args(input_shape, weight.shape, groups, "conv_backward_input")
+    geom = ConvGeometry.make(input_shape, weight.shape[2:], stride, padding, dilation, groups)
+    _check_gy(gy, (input_shape[0], weight.shape[0]) + geom.out_spatial, "conv_backward_input")
+    return input_grad_from_gy(gy, weight, geom)
+
+
+def conv_backward_weight(x, weight_shape, grad_output, stride=1, padding=0, dilation=1, groups=1) -> np.ndarray:
+    """dL/dW of :func:`conv` (``torch.nn.grad.conv{n}d_weight``): ``Σ_b gy_g @ im2col(x)_gᵀ``."""
+    x = _float(x)
+    weight_shape = _as_shape(weight_shape, "weight_shape")
+    gy = np.asarray(grad_output, dtype=x.dtype)
+    _check_conv_args(x.shape, weight_shape, groups, "conv_backward_weight")
+    geom = ConvGeometry.make(x.shape, weight_shape[2:], stride, padding, dilation, groups)
+    _check_gy(gy, (x.shape[0], weight_shape[0]) + geom.out_spatial, "conv_backward_weight")
+    return weight_grad_from_cols(gy, im2col(x, geom), geom, weight_shape)
+
+
+def _check_gy(gy, expected, who):
+    if tuple(gy.shape) != tuple(expected):
+        raise ValueError(f"{who}: expected grad_output of shape {tuple(expected)}, got {tuple(gy.shape)}")
+
+
+# ==================================================================================== transposed convolution
+def transpose_geometry(x_shape, w_shape, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                       output_size=None, who="conv_transpose") -> ConvGeometry:
+    """The geometry of the *adjoint* convolution: its input is the transposed conv's output.
+
+    The transposed conv maps ``(B, C_in, *S) -> (B, C_out, *S_out)``; the convolution it is the
+    adjoint of maps ``(B, C_out, *S_out) -> (B, C_in, *S)`` with the same weight
+    ``(C_in, C_out/g, *K)`` read as a conv weight ``(out=C_in, in/g=C_out/g, *K)``.
+    ``output_size`` (torch's ``forward(x, output_size)``) picks ``output_padding`` for you.
+    """
+    n = len(w_shape) - 2
+    kernel = tuple(w_shape[2:])
+    stride, dilation = ntuple(stride, n, "stride"), ntuple(dilation, n, "dilation")
+    if isinstance(padding, str):
+        raise ValueError(f"{who}: string padding {padding!r} is not supported for transposed convolutions")
+    pad = ntuple(padding, n, "padding")
+    S = tuple(x_shape[2:])
+    if output_size is not None:
+        op = output_padding_for(S, output_size, kernel, stride, pad, dilation, who)
+    else:
+        op = ntuple(output_padding, n, "output_padding")
+    for o, s, d in zip(op, stride, dilation):
+        if o < 0 or (o >= s and o >= d):
+            raise ValueError(f"{who}: output_padding must be smaller than either stride or dilation, "
+                             f"got output_padding={op}, stride={stride}, dilation={dilation}")
+    out_spatial = conv_transpose_output_shape(S, kernel, stride, pad, op, dilation)
+    if any(v < 1 for v in out_spatial):
+        raise ValueError(f"{who}: input of shape {tuple(x_shape)} gives a non-positive output size {out_spatial}")
+    in_shape = (x_shape[0], w_shape[1] * groups) + out_spatial
+    return _restrict(ConvGeometry.make(in_shape, kernel, stride, pad, dilation, groups, who), S)
+
+
+def _restrict(geom: ConvGeometry, spatial) -> ConvGeometry:
+    """Keep only the first ``spatial`` output positions of the adjoint convolution.
+
+    With ``output_padding >= stride`` (allowed when it is below the dilation) the conv of the
+    transposed conv's output has more positions than the transposed conv's input; the transposed
+    conv is the adjoint of the conv *restricted* to the first ``S`` of them.
+    """
+    spatial = tuple(spatial)
+    if geom.out_spatial == spatial:
+        return geom
+    if any(a < b for a, b in zip(geom.out_spatial, spatial)):
+        raise ValueError(f"conv_transpose: an output of spatial size {geom.in_shape[2:]} cannot come from an "
+                         f"input of spatial size {spatial}")
+    return dataclasses.replace(geom, out_spatial=spatial)
+
+
+def output_padding_for(spatial, output_size, kernel, stride, padding, dilation, who="conv_transpose") -> tuple:
+    """torch's ``_output_padding``: the output_padding that makes the output ``output_size``."""
+    n = len(spatial)
+    output_size = tuple(int(v) for v in output_size)
+    if len(output_size) == n + 2:
+        output_size = output_size[2:]
+    if len(output_size) != n:
+        raise ValueError(f"{who}: output_size must have {n} or {n + 2} elements, got {output_size}")
+    lo = conv_transpose_output_shape(spatial, kernel, stride, padding, 0, dilation)
+    hi = tuple(v + s - 1 for v, s in zip(lo, stride))
+    for want, a, b in zip(output_size, lo, hi):
+        if not a <= want <= b:
+            raise ValueError(f"{who}: requested an output size of {output_size}, but valid sizes range "
+                             f"from {lo} to {hi} (for an input of {tuple(spatial)})")
+    return tuple(w - a for w, a in zip(output_size, lo))
+
+
+def conv_transpose(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                   output_size=None) -> np.ndarray:
+    r"""N-d transposed convolution, ``torch.nn.functional.conv_transpose{1,2,3}d`` (same argument order).
+
+    ``x (B, C_in, *S)``, ``weight (C_in, C_out/groups, *K)``, output ``(B, C_out, *S_out)`` with
+    ``S_out = (S-1)s - 2p + d(K-1) + output_padding + 1``. It is the adjoint of :func:`conv`:
+    ``conv_transpose(x, W) = conv_backward_input(shape, W, x)`` (plus bias), i.e. ``col2im(W_gᵀ @ x_g)``.
+    """
+    x = _float(x)
+    weight = np.asarray(weight, dtype=x.dtype)
+    _check_conv_args(x.shape, weight.shape, groups, "conv_transpose", transposed=True)
+    geom = transpose_geometry(x.shape, weight.shape, stride, padding, output_padding, groups, dilation, output_size)
+    y = input_grad_from_gy(x, weight, geom)
+    if bias is not None:
+        y += np.asarray(bias, dtype=x.dtype).reshape((-1,) + (1,) * geom.n)
+    return y
+
+
+def conv_transpose_backward_input(input_shape, weight, grad_output, stride=1, padding=0, dilation=1,
+                                  groups=1) -> np.ndarray:
+    """dL/dx of :func:`conv_transpose` = ``conv(grad_output, weight)`` (the adjoint of an adjoint).
+
+    ``input_shape (B, C_in, *S)`` (or None), ``weight (C_in, C_out/g, *K)``, ``grad_output
+    (B, C_out, *S_out)``; output_padding is not needed. The conv may produce more than ``S``
+    positions when ``output_padding >= stride``; the first ``S`` are the gradient.
+    """
+    y = conv(grad_output, weight, None, stride, padding, dilation, groups)
+    if input_shape is None:
+        return y
+    input_shape = _as_shape(input_shape, "input_shape")
+    if y.shape[:2] != input_shape[:2] or any(a < b for a, b in zip(y.shape[2:], input_shape[2:])):
+        raise ValueError(f"conv_transpose_backward_input: grad_output of shape {grad_output.shape} does not "
+                         f"match an input of shape {input_shape}")
+    return y[(slice(None), slice(None)) + tuple(slice(0, v) for v in input_shape[2:])]
+
+
+def conv_transpose_backward_weight(x, weight_shape, grad_output, stride=1, padding=0, dilation=1,
+                                   groups=1) -> np.ndarray:
+    """dL/dW of :func:`conv_transpose`: ``Σ_b x_g @ im2col(grad_output)_gᵀ`` (roles of x and gy swapped).
+
+    ``x (B, C_in, *S)``, ``weight_shape (C_in, C_out/g, *K)``, ``grad_output (B, C_out, *S_out)``.
+    """
+    x = _float(x)
+    weight_shape = _as_shape(weight_shape, "weight_shape")
+    gy = np.asarray(grad_output, dtype=x.dtype)
+    _check_conv_args(x.shape, weight_shape, groups, "conv_transpose_backward_weight", transposed=True)
+    if gy.ndim != x.ndim or gy.shape[:2] != (x.shape[0], weight_shape[1] * groups):
+        raise ValueError(f"conv_transpose_backward_weight: grad_output of shape {gy.shape} does not match "
+                         f"input {x.shape} and weight {weight_shape}")
+    if isinstance(padding, str):
+        raise ValueError(f"conv_transpose_backward_weight: string padding {padding!r} is not supported")
+    geom = ConvGeometry.make(gy.shape, weight_shape[2:], stride, padding, dilation, groups,
+                             "conv_transpose_backward_weight")
+    geom = _restrict(geom, x.shape[2:])
+    return weight_grad_from_cols(x, im2col(gy, geom), geom, weight_shape)
+
+
+# ==================================================================================== pooling
+def _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode, who):
+    """Pooling geometry. With ``ceil_mode`` the last window may run past the padding: that extra
+    is added to the high-side padding (torch drops a last window that would start in the padding)."""
+    n = x.ndim - 2
+    if n < 1:
+        raise ValueError(f"{who}: expected input of shape (B, C, *spatial), got {x.shape}")
+    k = ntuple(kernel_size, n, "kernel_size")
+    no_stride = stride is None or (not isinstance(stride, (int, np.integer)) and len(stride) == 0)
+    s = k if no_stride else ntuple(stride, n, "stride")   # torch: stride None or [] means the kernel
+    p = ntuple(padding, n, "padding")
+    d = ntuple(dilation, n, "dilation")
+    if any(v < 1 for v in k + s + d):
+        raise ValueError(f"{who}: kernel_size, stride and dilation must be >= 1, got {k}, {s}, {d}")
+    for pp, kk in zip(p, k):
+        if pp < 0 or pp > kk // 2:  # torch checks the kernel, not the dilated kernel
+            raise ValueError(f"{who}: pad should be at most half of kernel size, "
+                             f"but got pad={p} and kernel_size={k}")
+    out = pool_output_shape(x.shape[2:], k, s, p, d, ceil_mode)
+    if any(v < 1 for v in out):
+        raise ValueError(f"{who}: input of shape {x.shape} is too small: output size {out} "
+                         f"(kernel_size={k}, stride={s}, padding={p}, dilation={d})")
+    pads = tuple((pp, max(pp, (L - 1) * st + dd * (kk - 1) + 1 - S - pp))
+                 for pp, L, st, dd, kk, S in zip(p, out, s, d, k, x.shape[2:]))
+    geom = ConvGeometry(tuple(x.shape), k, s, pads, d, 1, out)
+    return geom, p
+
+
+def pool_output_shape(spatial, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> tuple:
+    """Pooled size per axis: ``floor`` (or ``ceil``) of ``(S + 2p - d(K-1) - 1)/s``, plus 1.
+
+    ``stride`` defaults to the kernel. With ``ceil_mode`` a last window that would start inside the
+    right padding is dropped (torch's rule).
+    """
+    n = len(spatial)
+    k = ntuple(kernel_size, n, "kernel_size")
+    s = k if stride is None else ntuple(stride, n, "stride")
+    p, d = ntuple(padding, n, "padding"), ntuple(dilation, n, "dilation")
+    out = []
+    for S, kk, st, pp, dd in zip(spatial, k, s, p, d):
+        num = S + 2 * pp - dd * (kk - 1) - 1
+        L = (-(-num // st) if ceil_mode else num // st) + 1
+        if ceil_mode and (L - 1) * st >= S + pp:
+            L -= 1
+        out.append(L)
+    return tuple(out)
+
+
+def _windows(xp, geom):
+    """A read-only strided view ``(B, C, *L, *K)`` of the padded input: no copy."""
+    n = geom.n
+    st = xp.strides
+    shape = xp.shape[:2] + geom.out_spatial + geom.kernel
+    strides = st[:2] + tuple(st[2 + i] * geom.stride[i] for i in range(n)) + \
+        tuple(st[2 + i] * geom.dilation[i] for i in range(n))
+    return as_strided(xp, shape, strides, writeable=False)
+
+
+def _offset_slices(geom, kidx):
+    """Slices of the padded input read by kernel offset ``kidx`` across all output positions."""
+    return tuple(slice(k * d, k * d + s * (L - 1) + 1, s)
+                 for k, d, s, L in zip(kidx, geom.dilation, geom.stride, geom.out_spatial))
+
+
+def _pad(x, geom, value):
+    if all(lo == 0 and hi == 0 for lo, hi in geom.pads):
+        return x
+    return np.pad(x, ((0, 0), (0, 0)) + geom.pads, constant_values=value)
+
+
+def _crop(xp, geom):
+    return xp[(slice(None), slice(None)) + tuple(slice(lo, lo + s) for (lo, _), s in zip(geom.pads, geom.in_shape[2:]))]
+
+
+def max_pool_with_indices(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Max pooling ``(B, C, *S) -> (B, C, *L)`` and the index of each max ``(B, C, *L)`` (int64).
+
+    The index is torch's ``return_indices=True`` one: the flat offset of the chosen entry in its
+    input plane (``h·W + w`` in 2-d). Ties go to the first maximum in row-major window order
+    (torch's CPU rule); a NaN wins. Padding is -inf, so it is never chosen over a real entry.
+    """
+    x = _float(x)
+    geom, _ = _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool")
+    return _k.max_pool(x, geom.kernel, geom.stride, geom.pads, geom.dilation, geom.out_spatial)
+
+
+def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> np.ndarray:
+    """``torch.nn.functional.max_pool{n}d``; see :func:`max_pool_with_indices`."""
+    return max_pool_with_indices(x, kernel_size, stride, padding, dilation, ceil_mode)[0]
+
+
+def max_pool_backward(grad_output, indices, input_shape) -> np.ndarray:
+    """dL/dx of max pooling: ``dx[b, c].flat[indices[b, c, l]] += gy[b, c, l]`` (torch's
+    ``max_unpool`` with accumulation: an entry that is the max of several overlapping windows
+    collects all their gradients)."""
+    gy = _float(grad_output, "grad_output")
+    input_shape = _as_shape(input_shape, "input_shape")
+    indices = np.asarray(indices)
+    if indices.shape != gy.shape or tuple(gy.shape[:2]) != tuple(input_shape[:2]):
+        raise ValueError(f"max_pool_backward: grad_output {gy.shape} and indices {indices.shape} must have the "
+                         f"same shape, with the batch and channels of the input {input_shape}")
+    plane = int(np.prod(input_shape[2:]))
+    if indices.size and (indices.dtype.kind not in "iu" or indices.min() < 0 or indices.max() >= plane):
+        raise ValueError(f"max_pool_backward: indices must be integers in [0, {plane}) (flat offsets in the "
+                         f"input plane), got dtype {indices.dtype} in [{indices.min()}, {indices.max()}]")
+    return _k.max_pool_backward(gy, indices, input_shape)
+
+
+def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+             divisor_override=None) -> np.ndarray:
+    """``torch.nn.functional.avg_pool{n}d`` (same argument order): window sums / divisor.
+
+    The divisor is the window size clipped to the padded input (``count_include_pad=True``; that
+    is ``ΠK`` unless ``ceil_mode`` lets a window run past the padding), the number of real entries
+    in the window (``False``), or ``divisor_override``.
+    """
+    x = _float(x)
+    geom, p = _pool_args(x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool")
+    n = geom.n
+    win = _windows(_pad(x, geom, 0), geom)
+    y = win.sum(axis=tuple(range(2 + n, 2 + 2 * n)))
+    return y / _avg_divisor(geom, p, count_include_pad, divisor_override, x.dtype)
+
+
+def _avg_divisor(geom, p, count_include_pad, divisor_override, dtype):
+    """Per-output divisor ``(*L)`` (or a scalar), torch's rule; separable over the axes."""
+    if divisor_override is not None:
+        if divisor_override == 0:
+            raise ValueError("avg_pool: divisor_override must be non-zero")
+        return dtype.type(divisor_override)
+    cnt = np.ones((), dtype=dtype)
+    for pp, S, k, s, L in zip(p, geom.in_shape[2:], geom.kernel, geom.stride, geom.out_spatial):
+        start = np.arange(L) * s - pp
+        end = np.minimum(start + k, S + pp)
+        if not count_include_pad:
+            start, end = np.maximum(start, 0), np.minimum(end, S)
+        cnt = np.multiply.outer(cnt, (end - start).astype(dtype))
+    return cnt
+
+
+def avg_pool_backward(grad_output, input_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                      count_include_pad=True, divisor_override=None) -> np.ndarray:
+    """dL/dx of average pooling: ``gy / divisor`` spread evenly over each window (scatter-add)."""
+    gy = _float(grad_output, "grad_output")
+    dummy = np.lib.stride_tricks.as_strided(np.zeros(1, gy.dtype), _as_shape(input_shape, "input_shape"),
+                                            (0,) * len(input_shape))
+    geom, p = _pool_args(dummy, kernel_size, stride, padding, 1, ceil_mode, "avg_pool_backward")
+    _check_gy(gy, geom.in_shape[:2] + geom.out_spatial, "avg_pool_backward")
+    g = gy / _avg_divisor(geom, p, count_include_pad, divisor_override, gy.dtype)
+    Sp = tuple(s + lo + hi for s, (lo, hi) in zip(geom.in_shape[2:], geom.pads))
+    dxp = np.zeros(geom.in_shape[:2] + Sp, dtype=gy.dtype)
+    for kidx in itertools.product(*(range(k) for k in geom.kernel)):
+        dxp[(Ellipsis,) + _offset_slices(geom, kidx)] += g
+    return _crop(dxp, geom)
