@@ -16,25 +16,30 @@ class DivergenceError(FloatingPointError):
     """Raised when a dynamical system (relaxation, training) produced NaN or inf."""
 
 
+def _label(layer) -> str:
+    """Layers pass themselves (not ``repr(self)``) so the repr is only built when an error is raised."""
+    return layer if isinstance(layer, str) else repr(layer)
+
+
 def _shape_str(shape) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def shape_error(layer: str, expected: str, got_shape, name: str = "input") -> ValueError:
+def shape_error(layer, expected: str, got_shape, name: str = "input") -> ValueError:
     """The ``ValueError`` every layer raises for a wrongly shaped input (``raise shape_error(...)``)."""
-    return ValueError(f"{layer}: expected {name} of shape {expected}, got {_shape_str(tuple(got_shape))}")
+    return ValueError(f"{_label(layer)}: expected {name} of shape {expected}, got {_shape_str(tuple(got_shape))}")
 
 
-def check_float_array(layer: str, x, name: str = "input") -> np.ndarray:
+def check_float_array(layer, x, name: str = "input") -> np.ndarray:
     """``x`` must be a floating-point ndarray (float32 or float64)."""
     if not isinstance(x, np.ndarray):
-        raise TypeError(f"{layer}: expected {name} to be a numpy.ndarray, got {type(x).__name__}")
+        raise TypeError(f"{_label(layer)}: expected {name} to be a numpy.ndarray, got {type(x).__name__}")
     if x.dtype not in (np.float32, np.float64):
-        raise ValueError(f"{layer}: expected {name} of a float dtype (float32 or float64), got {x.dtype}")
+        raise ValueError(f"{_label(layer)}: expected {name} of a float dtype (float32 or float64), got {x.dtype}")
     return x
 
 
-def check_ndim(layer: str, x: np.ndarray, ndims, expected: str, name: str = "input") -> None:
+def check_ndim(layer, x: np.ndarray, ndims, expected: str, name: str = "input") -> None:
     """``x.ndim`` must be one of ``ndims``; ``expected`` describes the layout, e.g. ``'(B, C, H, W)'``."""
     if isinstance(ndims, int):
         ndims = (ndims,)
@@ -42,19 +47,19 @@ def check_ndim(layer: str, x: np.ndarray, ndims, expected: str, name: str = "inp
         raise shape_error(layer, expected, x.shape, name)
 
 
-def check_dim(layer: str, x: np.ndarray, axis: int, size: int, expected: str, name: str = "input") -> None:
+def check_dim(layer, x: np.ndarray, axis: int, size: int, expected: str, name: str = "input") -> None:
     """``x.shape[axis]`` must equal ``size``."""
     if x.shape[axis] != size:
         raise shape_error(layer, expected, x.shape, name)
 
 
-def check_grad_output(layer: str, grad_output, shape) -> None:
+def check_grad_output(layer, grad_output, shape) -> None:
     """``backward``'s ``grad_output`` must have the shape of the forward output (no silent broadcast
     or reshape of a transposed gradient)."""
     if not isinstance(grad_output, np.ndarray):
-        raise TypeError(f"{layer}.backward: expected grad_output to be a numpy.ndarray, got {type(grad_output).__name__}")
+        raise TypeError(f"{_label(layer)}.backward: expected grad_output to be a numpy.ndarray, got {type(grad_output).__name__}")
     if grad_output.shape != tuple(shape):
-        raise shape_error(f"{layer}.backward", _shape_str(tuple(shape)), grad_output.shape, "grad_output")
+        raise shape_error(f"{_label(layer)}.backward", _shape_str(tuple(shape)), grad_output.shape, "grad_output")
 
 
 def check_finite(what: str, x: np.ndarray) -> None:

@@ -54,14 +54,14 @@ class _Elementwise(Module):
     """Base for elementwise activations: subclasses define ``fn(z)`` and ``grad(z, y)`` = dy/dz."""
 
     def forward(self, x):
-        check_float_array(repr(self), x)
+        check_float_array(self, x)
         y = self.fn(x)
         self._save_for_backward(x, y)
         return y
 
     def backward(self, grad_output):
         z, y = self._saved()
-        check_grad_output(repr(self), grad_output, z.shape)
+        check_grad_output(self, grad_output, z.shape)
         return grad_output * self.grad(z, y)
 
 
@@ -121,9 +121,9 @@ class Hardsigmoid(_Elementwise):
 
 
 def _check_dim(layer, x):
-    check_float_array(repr(layer), x)
+    check_float_array(layer, x)
     if not -x.ndim <= layer.dim < x.ndim:
-        raise shape_error(repr(layer), f"with at least {layer.dim + 1 if layer.dim >= 0 else -layer.dim} "
+        raise shape_error(layer, f"with at least {layer.dim + 1 if layer.dim >= 0 else -layer.dim} "
                           "dimension(s)", x.shape)
 
 
@@ -143,7 +143,7 @@ class Softmax(Module):
 
     def backward(self, grad_output):
         (y,) = self._saved()
-        check_grad_output(repr(self), grad_output, y.shape)
+        check_grad_output(self, grad_output, y.shape)
         return y * (grad_output - (grad_output * y).sum(axis=self.dim, keepdims=True))
 
 
@@ -163,7 +163,7 @@ class LogSoftmax(Module):
 
     def backward(self, grad_output):
         (y,) = self._saved()
-        check_grad_output(repr(self), grad_output, y.shape)
+        check_grad_output(self, grad_output, y.shape)
         return grad_output - np.exp(y) * grad_output.sum(axis=self.dim, keepdims=True)
 
 

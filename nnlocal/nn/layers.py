@@ -34,9 +34,9 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        check_float_array(repr(self), x)
+        check_float_array(self, x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
-            raise shape_error(repr(self), f"(B, {self.in_features})", x.shape)
+            raise shape_error(self, f"(B, {self.in_features})", x.shape)
         w = self.weight.data.astype(x.dtype, copy=False)
         y = x @ w.T
         if self.bias is not None:
@@ -46,7 +46,7 @@ class Linear(Module):
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         (x,) = self._saved()
-        check_grad_output(repr(self), grad_output, x.shape[:-1] + (self.out_features,))
+        check_grad_output(self, grad_output, x.shape[:-1] + (self.out_features,))
         g2 = grad_output.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
         self.weight.accumulate_grad(g2.T @ x2)
@@ -67,13 +67,13 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
     def forward(self, x):
-        check_float_array(repr(self), x)
+        check_float_array(self, x)
         nd = x.ndim
         s = self.start_dim + nd if self.start_dim < 0 else self.start_dim
         e = self.end_dim + nd if self.end_dim < 0 else self.end_dim
         if not (0 <= s <= e < nd):
             need = max(d + 1 if d >= 0 else -d for d in (self.start_dim, self.end_dim))
-            raise shape_error(repr(self), f"(B, ...) with at least {need} dimensions and start_dim <= end_dim",
+            raise shape_error(self, f"(B, ...) with at least {need} dimensions and start_dim <= end_dim",
                               x.shape)
         out_shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
         self._save_for_backward(x.shape, out_shape)
@@ -81,7 +81,7 @@ class Flatten(Module):
 
     def backward(self, grad_output):
         in_shape, out_shape = self._saved()
-        check_grad_output(repr(self), grad_output, out_shape)
+        check_grad_output(self, grad_output, out_shape)
         return grad_output.reshape(in_shape)
 
 
@@ -89,13 +89,13 @@ class Identity(Module):
     """y = x (checks that x is a float array, like every layer)."""
 
     def forward(self, x):
-        check_float_array(repr(self), x)
+        check_float_array(self, x)
         self._save_for_backward(x.shape)
         return x
 
     def backward(self, grad_output):
         (shape,) = self._saved()
-        check_grad_output(repr(self), grad_output, shape)
+        check_grad_output(self, grad_output, shape)
         return grad_output
 
 
@@ -117,7 +117,7 @@ class Dropout(Module):
         return f"p={self.p}"
 
     def forward(self, x):
-        check_float_array(repr(self), x)
+        check_float_array(self, x)
         if not self.training or self.p == 0.0:
             scale = None
             y = x
@@ -133,5 +133,5 @@ class Dropout(Module):
 
     def backward(self, grad_output):
         scale, shape = self._saved()
-        check_grad_output(repr(self), grad_output, shape)
+        check_grad_output(self, grad_output, shape)
         return grad_output if scale is None else grad_output * scale
