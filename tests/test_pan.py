@@ -217,7 +217,7 @@ def test_bad_input():
 
 
 @pytest.mark.parametrize("kw", [dict(threshold=float("nan")), dict(threshold="0"), dict(gate="neuron"),
-                                dict(teacher="hebb"), dict(init="zeros"), dict(device="cuda"),
+                                dict(teacher="hebb"), dict(init="zeros"), dict(device="gpu"),
                                 dict(gate="open", teacher="ste"), dict(dtype=np.int32)])
 def test_bad_options(kw):
     with pytest.raises(ValueError):

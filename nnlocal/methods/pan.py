@@ -76,6 +76,7 @@ import numpy as np
 
 from .._checks import check_float_array, shape_error
 from .._rng import get_rng
+from ..kernels import backend
 from ..kernels.cpu import gating as _cpu_gating
 from ..nn.module import Module, Parameter
 
@@ -85,7 +86,7 @@ __all__ = ["PerceptronActivation", "ConvNet", "lenet5", "tron", "conv_geometry",
 GATES = ("batch", "sample", "open")
 TEACHERS = ("frozen", "ste")
 INITS = ("notebook", "readme")
-DEVICES = ("cpu",)
+DEVICES = ("cpu", "cuda")
 
 # per-sample gate: at most this many teacher pre-activations (B_chunk × m·n) in memory at once
 _SAMPLE_CHUNK_ELEMENTS = 1 << 22
@@ -117,8 +118,9 @@ class PerceptronActivation(Module):
         "notebook": SW, Sb, TW, Tb ~ N(0, 1). "readme": SW, TW ~ N(0, 1), Sb = Tb = 1.
     rng : None | int | numpy.random.Generator
     dtype : float dtype of the parameters (float32 by default; TW is m·n·n floats).
-    device : "cpu" (the only device for now; a CUDA path plugs into :meth:`_gate` and the
-        masked-product methods).
+    device : "cpu" or "cuda" (the gate and the per-sample masked products run the
+        :mod:`nnlocal.kernels.cuda` twins of the CPU kernels; TW is uploaded on every forward, so
+        the GPU path pays one 77 MB host-to-device copy per batch for the MNIST tron1).
 
     Shapes: x ``(B, n)`` → y ``(B, m)``.
     """
@@ -135,6 +137,7 @@ class PerceptronActivation(Module):
             raise ValueError(f"PerceptronActivation: dtype must be float32 or float64, got {dtype}")
         self.init = _check_choice("PerceptronActivation", "init", init, INITS)
         self.device = _check_choice("PerceptronActivation", "device", device, DEVICES)
+        backend(self.device)   # fail at construction, with an actionable message, if CUDA is missing
         m, n = self.out_features, self.in_features
         rng = get_rng(rng)
 
@@ -199,7 +202,7 @@ class PerceptronActivation(Module):
     @property
     def _kernels(self):
         """The gating kernels for ``self.device`` (one module; a CUDA twin has the same functions)."""
-        return _cpu_gating
+        return _cpu_gating if self.device == "cpu" else backend(self.device)
 
     def _gate(self, x: np.ndarray):
         """The gate: bool ``(m, n)`` (batch), ``(B, m, n)`` (sample) or ``None`` (open)."""

@@ -15,3 +15,19 @@ def test_kwta_layers_on_cuda_equal_cpu(cls, rng):
         np.testing.assert_array_equal(y_g, y_c) if mode == "eval" else np.testing.assert_allclose(y_g, y_c, rtol=1e-12)
         g = rng.normal(size=y_c.shape)
         np.testing.assert_allclose(on_gpu.backward(g), on_cpu.backward(g), rtol=1e-12)
+
+
+@pytest.mark.parametrize("gate", ["batch", "sample"])
+def test_pan_layer_on_cuda_equals_cpu(gate, rng):
+    from nnlocal.methods import pan
+
+    kw = dict(gate=gate, teacher="ste" if gate == "sample" else "frozen", rng=3, dtype=np.float64)
+    on_cpu = pan.PerceptronActivation(5, 3, **kw)
+    on_gpu = pan.PerceptronActivation(5, 3, device="cuda", **kw)
+    x = rng.normal(size=(2, 5))
+    np.testing.assert_allclose(on_gpu(x), on_cpu(x), rtol=1e-12)
+    g = rng.normal(size=(2, 3))
+    np.testing.assert_allclose(on_gpu.backward(g), on_cpu.backward(g), rtol=1e-12)
+    for (name, p_c), (_, p_g) in zip(on_cpu.named_parameters(), on_gpu.named_parameters()):
+        if p_c.grad is not None:
+            np.testing.assert_allclose(p_g.grad, p_c.grad, rtol=1e-12, err_msg=name)
