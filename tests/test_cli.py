@@ -72,7 +72,7 @@ def test_demo_help(demo):
 def test_demo_smoke_one_epoch_on_digits(demo, tmp_path):
     res = subprocess.run([sys.executable, str(demo), "--help"], capture_output=True, text=True, timeout=120)
     args = [sys.executable, str(demo), "--epochs", "1", "--out", str(tmp_path)]
-    if "--dataset" in res.stdout:
+    if "digits" in res.stdout:          # the image demos; deep_logic's --dataset names logic gates
         args += ["--dataset", "digits"]
     if "--smoke" in res.stdout:
         args += ["--smoke"]
