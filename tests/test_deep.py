@@ -313,7 +313,7 @@ def test_divergence_guard_stops_and_reports():
 
 def test_interface_errors():
     with pytest.raises(ValueError, match="device"):
-        deep.DEEPNet(2, [5], 1, device="cuda")
+        deep.DEEPNet(2, [5], 1, device="gpu")
     net = deep.DEEPNet(2, [5], 1, rng=0)
     with pytest.raises(ValueError, match="without the bias"):
         net.relax(np.zeros((4, 3)), 5)

@@ -165,7 +165,7 @@ def test_fit_learns_digits_and_records_history():
 
 def test_interface(rng):
     with pytest.raises(ValueError, match="device"):
-        EPNet([4, 3], device="cuda")
+        EPNet([4, 3], device="gpu")
     net = EPNet([784, 500, 10], rng=0)
     assert net.kernel_for(20) == "fused" and net.kernel_for(500) == "fused"
     assert net.weights[0].shape == (784, 500) and net.weights[1].shape == (500, 10)

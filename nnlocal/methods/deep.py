@@ -76,37 +76,26 @@ import numpy as np
 
 from .._checks import DivergenceError
 from .._rng import get_rng
-from ..kernels.cpu.relax import asym_ep_linear_operator, deep_linear_operator, linear_relax, stdp_accumulate
+from ..data.synthetic import logic_gate as _data_logic_gate
+from ..kernels import backend, check_device
+from ..kernels.cpu.relax import asym_ep_linear_operator, deep_linear_operator
 
-__all__ = ["DEEPNet", "AsymEPNet", "fit_many", "logic_gate", "GATES", "complete_mask", "layered_mask",
+__all__ = ["DEEPNet", "AsymEPNet", "fit_many", "logic_gate", "complete_mask", "layered_mask",
            "boltzmann_sparsify", "gershgorin", "NOTEBOOK_HPARAMS", "SPARSITY_HPARAMS", "mse", "classification_error"]
 
 # ------------------------------------------------------------------------------------------------
 # Tasks
 # ------------------------------------------------------------------------------------------------
 
-#: the logic gates of the notebooks: name -> (inputs, binary target)
-GATES = {
-    "XOR": ([[0, 0], [0, 1], [1, 0], [1, 1]], [0, 1, 1, 0]),
-    "AND": ([[0, 0], [0, 1], [1, 0], [1, 1]], [0, 0, 0, 1]),
-    "OR": ([[0, 0], [0, 1], [1, 0], [1, 1]], [0, 1, 1, 1]),
-    "NOT": ([[0], [1]], [1, 0]),
-    "ID": ([[0], [1]], [0, 1]),
-}
+def logic_gate(name: str, one_hot: bool = False, dtype=np.float64, bias: bool = False):
+    """The notebooks' logic gates (XOR, AND, OR, NOT, ID) from :func:`nnlocal.data.logic_gate`.
 
-
-def logic_gate(name: str, one_hot: bool = False, dtype=np.float64):
-    """``X`` (n, k) inputs without the bias column, ``Y`` (n, 1) 0/1 targets or (n, 2) one-hot
-    (column c = class c). ``name`` in XOR, AND, OR, NOT, ID (``IDENTITY`` accepted)."""
-    key = name.upper()
-    key = "ID" if key in ("IDENTITY", "IDENT") else key
-    if key not in GATES:
-        raise ValueError(f"logic_gate: unknown gate {name!r}; choose one of {sorted(GATES)}")
-    x, y = GATES[key]
-    X = np.asarray(x, dtype=dtype)
-    y = np.asarray(y, dtype=np.int64)
-    Y = np.eye(2, dtype=dtype)[y] if one_hot else y[:, None].astype(dtype)
-    return X, Y
+    Returns ``X`` (n, k) without the constant-1 bias column (``DEEPNet`` appends it as the last
+    input itself; ``bias=True`` keeps it, as ``nnlocal.data.logic_gate`` returns it) and ``Y``
+    (n, 1) 0/1 targets or (n, 2) one-hot (column c = class c).
+    """
+    X, Y = _data_logic_gate(name, one_hot=one_hot, dtype=dtype)
+    return (X if bias else np.ascontiguousarray(X[:, :-1])), Y
 
 
 #: the hyperparameters saved in the three notebooks (spec §3.5)
@@ -233,10 +222,8 @@ class _DirectedNet:
 
     def __init__(self, n_in: int, hidden, n_out: int, layered: bool = False, one_hot: bool = False,
                  clip: bool = True, init_std: float = 0.05, rng=None, dtype=np.float64, device: str = "cpu"):
-        if device != "cpu":
-            raise ValueError(f"{type(self).__name__}: device must be 'cpu' (got {device!r}); "
-                             "a CUDA backend is not available yet")
-        self.device = device
+        self.device = check_device(device, type(self).__name__)
+        backend(self.device)   # fail at construction, with an actionable message, if CUDA is missing
         hidden = [int(hidden)] if np.isscalar(hidden) else [int(h) for h in hidden]
         if n_in < 1 or n_out < 1 or any(h < 1 for h in hidden):
             raise ValueError(f"{type(self).__name__}: sizes must be positive, got n_in={n_in}, "
@@ -323,7 +310,8 @@ class _DirectedNet:
     def _relax_op(self, M, c, s, steps, dt, beta, target, stop, traj=None):
         """The one call of the relaxation kernel (hoisted operator ``M``, ``c``; S nets in ``s``)."""
         lo, hi = self._bounds
-        return linear_relax(M, c, s, self.n_x, self.n_out, int(steps), dt, beta, target, lo, hi, stop, traj)
+        return backend(self.device).linear_relax(M, c, s, self.n_x, self.n_out, int(steps), dt, beta, target,
+                                                 lo, hi, stop, traj)
 
     def _relax_stack(self, W, b, s, steps, dt, beta, target, stop, traj=None):
         with np.errstate(over="ignore", invalid="ignore"):
@@ -396,7 +384,7 @@ class DEEPNet(_DirectedNet):
     leak_abs : leak Σ_k |W_jk| instead of Σ_k W_jk (the notebook's commented-out variant).
     clip : project the state onto [0, 1] (``False``: the linear dynamics - extension, can diverge).
     init_std : W ~ N(0, init_std²) before the constraint (0.05).
-    rng, dtype (float64), device ("cpu" only for now).
+    rng, dtype (float64), device ("cpu" or "cuda": the relaxation and STDP kernels of nnlocal.kernels.cuda).
 
     Attributes: ``W`` (N, N) row = from, column = to; ``mask`` (allowed edges); ``pruned`` (the
     persistent-pruning extension); ``history`` of the last :meth:`fit`.
@@ -508,8 +496,9 @@ def fit_many(nets, X, Y, epochs: int = 200, T1: int = 1000, T2: int = 1000, dt: 
     cls = type(net0)
     for n in nets[1:]:
         if type(n) is not cls or n.sizes != net0.sizes or n.layered != net0.layered or n.dtype != net0.dtype \
-                or n.clip != net0.clip or getattr(n, "leak_abs", False) != getattr(net0, "leak_abs", False):
-            raise ValueError("fit_many: every net must have the same class, sizes, graph, dtype and dynamics")
+                or n.clip != net0.clip or getattr(n, "leak_abs", False) != getattr(net0, "leak_abs", False) \
+                or n.device != net0.device:
+            raise ValueError("fit_many: every net must have the same class, sizes, graph, dtype, dynamics and device")
     if on_diverge not in ("stop", "raise"):
         raise ValueError(f"fit_many: on_diverge must be 'stop' or 'raise', got {on_diverge!r}")
     if dt_W is None:
@@ -563,7 +552,8 @@ def fit_many(nets, X, Y, epochs: int = 200, T1: int = 1000, T2: int = 1000, dt: 
             free = s.copy()
             tr = traj[:k] if net0.uses_stdp else None   # DEEP's STDP needs the nudged trajectory
             res_n, n_n = net0._relax_op(M, c, s, T2, dt, beta, Yt, stop, tr)
-            raw = stdp_accumulate(tr, n_n, beta0, beta1) if net0.uses_stdp else None  # one GEMM per net
+            raw = (backend(net0.device).stdp_accumulate(tr, n_n, beta0, beta1)   # one GEMM per net on the CPU
+                   if net0.uses_stdp else None)
             # the learning update, L1 and the constraints for all nets at once
             dW, db = net0._learning_update(W, free, s, raw, hp)
             dW *= allowed

@@ -61,7 +61,7 @@ import numpy as np
 
 from .._checks import check_finite
 from .._rng import get_rng
-from ..kernels.cpu.relax import ep_pack_couplings, ep_relax, ep_relax_blas
+from ..kernels import backend, check_device
 
 __all__ = ["EPNet", "rho", "SCELLIER_NET1"]
 
@@ -113,7 +113,8 @@ class EPNet:
         a coupling between non-input layers has 65,536 entries or more - there BLAS products plus the
         fused elementwise update win; measured: 784-500-10 batch 20, fused 1.9x faster; 784-500-500-10
         batch 20, fused 1.4x faster; batch 100, BLAS 1.3x; batch 500, BLAS 1.6x), ``"fused"`` or ``"blas"``.
-    device : ``"cpu"`` (the only backend for now).
+    device : ``"cpu"`` or ``"cuda"`` (the relaxation runs the :mod:`nnlocal.kernels.cuda` twin of the
+        CPU kernel, all steps in one launch; the input drive and the update stay on the CPU).
 
     Attributes: ``weights`` (list of (n_k, n_{k+1}) views), ``biases`` (list of (n_{k+1},) views),
     ``history`` of the last :meth:`fit`. A state is one packed (B, n_1 + … + n_L) array;
@@ -124,14 +125,13 @@ class EPNet:
     BLAS_MIN_BATCH = 64
 
     def __init__(self, sizes, rng=None, dtype=np.float32, kernel: str = "auto", device: str = "cpu"):
-        if device != "cpu":
-            raise ValueError(f"EPNet: device must be 'cpu' (got {device!r}); a CUDA backend is not available yet")
         if kernel not in ("auto", "fused", "blas"):
             raise ValueError(f"EPNet: kernel must be 'auto', 'fused' or 'blas', got {kernel!r}")
         sizes = [int(n) for n in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"EPNet: sizes must list at least an input and an output size, got {sizes}")
-        self.device = device
+        self.device = check_device(device, "EPNet")
+        backend(self.device)   # fail at construction, with an actionable message, if CUDA is missing
         self.sizes = sizes
         self.dtype = np.dtype(dtype)
         self.rng = get_rng(rng)
@@ -231,9 +231,10 @@ class EPNet:
         return "blas" if (self._big_coupling and batch >= self.BLAS_MIN_BATCH) else "fused"
 
     def _relax_driven(self, c, s, steps, eps, beta, target):
+        K = backend(self.device)
         if self.kernel_for(s.shape[0]) == "fused":
-            return ep_relax(c, self._vt, self._b, s, self.sizes[1:], steps, eps, beta, target)
-        return ep_relax_blas(c, [VT.T for VT in self._VT], self._b, s, self.sizes[1:], steps, eps, beta, target)
+            return K.ep_relax(c, self._vt, self._b, s, self.sizes[1:], steps, eps, beta, target)
+        return K.ep_relax_blas(c, [VT.T for VT in self._VT], self._b, s, self.sizes[1:], steps, eps, beta, target)
 
     def relax(self, x, steps: int = 20, eps: float = 0.5, beta: float = 0.0, target=None, state=None,
               info: bool = False, drive=None):

@@ -31,3 +31,28 @@ def test_pan_layer_on_cuda_equals_cpu(gate, rng):
     for (name, p_c), (_, p_g) in zip(on_cpu.named_parameters(), on_gpu.named_parameters()):
         if p_c.grad is not None:
             np.testing.assert_allclose(p_g.grad, p_c.grad, rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("cls_name", ["DEEPNet", "AsymEPNet"])
+def test_directed_nets_train_identically_on_cuda(cls_name):
+    from nnlocal.methods import deep
+
+    X, Y = deep.logic_gate("XOR")
+    cls = getattr(deep, cls_name)
+    on_cpu, on_gpu = cls(2, [3], 1, rng=5), cls(2, [3], 1, rng=5, device="cuda")
+    kw = dict(epochs=2, T1=6, T2=6, dt=0.05, beta=1.0, dt_W=1.0)   # both nets draw states from rng=5
+    h_c, h_g = on_cpu.fit(X, Y, **kw), on_gpu.fit(X, Y, **kw)
+    np.testing.assert_allclose(on_gpu.W, on_cpu.W, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(h_g["mse"], h_c["mse"], rtol=1e-10)
+
+
+def test_epnet_relaxes_and_learns_identically_on_cuda(rng):
+    from nnlocal.methods.eqprop import EPNet
+
+    x = rng.random((3, 4))
+    y = np.array([0, 2, 1])
+    on_cpu, on_gpu = EPNet([4, 5, 3], rng=2, dtype=np.float64), EPNet([4, 5, 3], rng=2, dtype=np.float64, device="cuda")
+    kw = dict(epochs=1, batch_size=3, n_free=4, n_nudged=2)
+    on_cpu.fit(x, y, **kw), on_gpu.fit(x, y, **kw)
+    for w_c, w_g in zip(on_cpu.weights, on_gpu.weights):
+        np.testing.assert_allclose(w_g, w_c, rtol=1e-10, atol=1e-14)
