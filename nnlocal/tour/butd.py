@@ -1,0 +1,112 @@
+"""Tour part: BU-TD (Abel & Ullman) on the embedded 8x8 digits.
+
+Two kinds of rows:
+
+* Counter-Hebb vs backprop: the FC net (one hidden layer) trained from the same initial weights
+  on the same batches with CH (shared, then separate top-down weights) and with backprop;
+* instruction-guided multi-task learning on Multi-digits (``multi_mnist`` over the 8x8 digits):
+  one guided simple net told "left" or "right" vs two single-task simple nets, every task on every
+  test image;
+
+and one figure of the guided net's task masks (which units each task switches on, and their
+overlap).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import optim
+from ..data import DataLoader, load_digits, multi_mnist
+from ..methods import butd
+from ..report import new_figure, save_figure
+from . import Row
+
+
+def _fit(net, x, y, epochs, lr, batch, seed, learning="bp", tasks_rng=None):
+    """Adam, lr x 0.95 per epoch. Guided nets (``tasks_rng`` given) draw one random task per image
+    and learn that digit (``y`` holds both labels)."""
+    opt = optim.Adam(net.parameters(), lr=lr)
+    sched = optim.ExponentialLR(opt, 0.95)
+    loader = DataLoader(x, y, batch, shuffle=True, rng=seed)
+    for _ in range(epochs):
+        for xb, yb in loader:
+            opt.zero_grad()
+            if tasks_rng is not None:
+                tasks = tasks_rng.integers(0, 2, len(xb))
+                logits, yb = net(xb, tasks), yb[np.arange(len(xb)), tasks]
+            else:
+                logits = net(xb)
+            _, g = butd.loss_and_grad("cross_entropy", logits, yb)
+            if learning == "ch":
+                butd.counter_hebb_(net, g)
+            else:
+                net.backward(g)
+            opt.step()
+        sched.step()
+    return net
+
+
+def _acc(net, x, y, task=None) -> float:
+    logits = net(x) if task is None else net(x, np.full(len(x), task))
+    return float(100.0 * np.mean(logits.argmax(axis=1) == y))
+
+
+def run(quick: bool, out_dir: Path, seed: int = 0):
+    rows, figures = [], []
+    x_train, y_train = load_digits("train")
+    x_test, y_test = load_digits("test")
+    x_train, x_test = (x_train - 0.5) / 0.5, (x_test - 0.5) / 0.5
+
+    # ------------------------------------------------------------------ Counter-Hebb vs backprop
+    epochs = 2 if quick else 6
+    task = f"digits 8x8, FC-128, {epochs} epochs"
+    acc = {}
+    for name, top_down, learning in [("bp", "shared", "bp"), ("ch", "shared", "ch"), ("ch-sep", "separate", "ch")]:
+        net = butd.fc_net((1, 8, 8), 10, hidden=128, top_down=top_down, rng=seed)
+        acc[name] = _acc(_fit(net, x_train, y_train, epochs, 1e-3, 20, seed, learning), x_test, y_test)
+    rows.append(Row("BU-TD", task + ", shared TD weights", "test acc %", acc["ch"], acc["bp"], "backprop",
+                    "CH = BP exactly (tests)"))
+    rows.append(Row("BU-TD", task + ", separate TD weights", "test acc %", acc["ch-sep"], acc["bp"], "backprop",
+                    "'near BP' (paper, asymmetric)"))
+
+    # ------------------------------------------------------------------ guided multi-task (Multi-digits)
+    rng = np.random.default_rng(seed)
+    mx_train, my_train = multi_mnist(x_train, y_train, rng=rng)
+    mx_test, my_test = multi_mnist(x_test, y_test, rng=rng)
+    epochs = 6 if quick else 30
+
+    def core(s):
+        return butd.simple_core((1, 8, 8), channels=16, kernel_size=3, padding=1, pools=((2, 2), (2, 2)), rng=s)
+
+    guided = butd.TaskBUTDNet(core(seed), 10, n_tasks=2, task_embedding=20, rng=seed + 1)
+    masks_init = butd.task_masks(guided)
+    _fit(guided, mx_train, my_train, epochs, 2e-3, 32, seed, tasks_rng=np.random.default_rng(seed + 2))
+    singles = [_fit(butd.BUTDNet(core(seed + 3 + k), 10, rng=seed + 5 + k), mx_train, my_train[:, k], epochs, 2e-3,
+                    32, seed) for k in range(2)]
+    g_acc = [_acc(guided, mx_test, my_test[:, k], task=k) for k in range(2)]
+    s_acc = [_acc(singles[k], mx_test, my_test[:, k]) for k in range(2)]
+    rows.append(Row("BU-TD", f"Multi-digits left/right, {epochs} epochs, 1 guided net vs 2 single-task nets",
+                    "test acc % (mean of tasks)", float(np.mean(g_acc)), float(np.mean(s_acc)), "two single-task nets",
+                    "competitive with MTL baselines (paper)"))
+
+    # ------------------------------------------------------------------ mask figure
+    masks = butd.task_masks(guided)
+    stats = {"init": butd.mask_stats(masks_init), "trained": butd.mask_stats(masks)}
+    units = [r["unit"] for r in stats["trained"]]
+    fig, (ax1, ax2) = new_figure(1, 2, figsize=(9, 3.4))
+    xpos = np.arange(len(units))
+    for k, name in enumerate(("left", "right")):
+        ax1.bar(xpos + (k - 0.5) * 0.4, [r[f"task {k} active %"] for r in stats["trained"]], 0.4, label=name)
+    for when, st in stats.items():
+        ax2.plot(xpos, [r["overlap (cosine)"] for r in st], "o-", label=when)
+    ax1.set(xticks=xpos, xticklabels=units, xlabel="gated core unit", ylabel="active %",
+            title="BU-TD: units each task switches on")
+    ax2.set(xticks=xpos, xticklabels=units, xlabel="gated core unit", ylabel="binary cosine", ylim=(0, 1.05),
+            title="overlap of the left / right masks")
+    for a in (ax1, ax2):
+        a.legend(fontsize=8)
+        a.grid(alpha=0.3)
+    figures.append(save_figure(fig, out_dir, "butd_task_masks"))
+    return rows, figures

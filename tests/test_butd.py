@@ -1,0 +1,456 @@
+"""BU-TD (nnlocal.methods.butd): Counter-Hebb = backprop, GaLU gating, top-down weights, the task head.
+
+The core claim of the seed (spec §5.3): with shared top-down weights, the Counter-Hebb update after
+the error TD pass equals torch autograd's gradients exactly. Each net below is mirrored by a torch
+function built from the same parameters (``torch_bu`` / ``torch_td``), in float64, at rtol 1e-10.
+"""
+import numpy as np
+import pytest
+
+from nnlocal import optim
+from nnlocal.kernels.cpu.galu import galu, galu_reference
+from nnlocal.methods import butd
+from tests.torch_twin import assert_close
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+RTOL = 1e-10
+
+
+# =========================================================================== torch mirrors
+def _join(prefix, name):
+    return f"{prefix}.{name}" if prefix else name
+
+
+class _STE(torch.autograd.Function):
+    """[u > 0] forward, identity backward (the straight-through estimator of TaskBUTDNet)."""
+
+    @staticmethod
+    def forward(ctx, u):
+        return (u > 0).to(u.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g
+
+
+def _conv(m, x, P, prefix):
+    return TF.conv2d(x, P[prefix + ".weight"], P.get(prefix + ".bias"), m.stride, m.padding, m.dilation, m.groups)
+
+
+def torch_bu(m, x, P, prefix="", non_linear=True, gates=None):
+    """The BU pass of an nnlocal BU-TD module in torch (gates: unit name -> 0/1 tensor)."""
+    def act(z, name):
+        if non_linear:
+            z = torch.relu(z)
+        return z * gates[name] if gates is not None else z
+
+    if isinstance(m, butd.BUTDSequential):
+        for name, child in m.named_children():
+            x = torch_bu(child, x, P, _join(prefix, name), non_linear, gates)
+        return x
+    if isinstance(m, butd.BUTDFlatten):
+        return x.flatten(1)
+    if isinstance(m, butd.BUTDLinear):
+        return act(TF.linear(x, P[prefix + ".weight"], P.get(prefix + ".bias")), prefix)
+    if isinstance(m, butd.BUTDConv2d):
+        return act(_conv(m, x, P, prefix), prefix)
+    if isinstance(m, butd.BUTDBasicBlock):
+        h1 = torch.relu(_conv(m.conv1, x, P, prefix + ".conv1"))
+        if gates is not None:
+            h1 = h1 * gates[prefix + ".conv1"]
+        z = _conv(m.conv2, h1, P, prefix + ".conv2")
+        z = z + (_conv(m.downsample, x, P, prefix + ".downsample") if m.downsample is not None else x)
+        return act(z, prefix)
+    raise TypeError(type(m))
+
+
+def _td_weight(m, P, prefix, detach):
+    w = P[prefix + ".weight"] if m.back_weight is None else P[prefix + ".back_weight"]
+    if m.back_weight is not None and isinstance(m, butd.BUTDLinear):
+        w = w.T
+    return w.detach() if detach else w
+
+
+def _convT(m, t, P, prefix, detach):
+    op = m.td_output_padding(t.shape[2:])
+    return TF.conv_transpose2d(t, _td_weight(m, P, prefix, detach), None, m.stride, m.padding, op, m.groups,
+                               m.dilation)
+
+
+def torch_td(m, u, P, prefix="", gates=None, ste=False, detach=True):
+    """The instruction TD pass (ReLU, no gating) in torch. ``u`` is the pre-ReLU TD input of ``m``;
+    returns the pre-ReLU TD output, and stores each gated unit's gate [u > 0] (STE if ``ste``)."""
+    gate = _STE.apply if ste else (lambda v: (v > 0).to(v.dtype))
+
+    def store(name, v):
+        if gates is not None:
+            gates[name] = gate(v)
+
+    if isinstance(m, butd.BUTDSequential):
+        for name, child in reversed(list(m.named_children())):
+            u = torch_td(child, u, P, _join(prefix, name), gates, ste, detach)
+        return u
+    if isinstance(m, butd.BUTDFlatten):
+        return u.reshape((u.shape[0],) + m.input_shape)
+    store(prefix, u)
+    t = torch.relu(u)
+    if isinstance(m, butd.BUTDLinear):
+        return t @ _td_weight(m, P, prefix, detach)
+    if isinstance(m, butd.BUTDConv2d):
+        return _convT(m, t, P, prefix, detach)
+    if isinstance(m, butd.BUTDBasicBlock):
+        pre2 = _convT(m.conv2, t, P, prefix + ".conv2", detach)
+        store(prefix + ".conv1", pre2)
+        out = _convT(m.conv1, torch.relu(pre2), P, prefix + ".conv1", detach)
+        return out + (_convT(m.downsample, t, P, prefix + ".downsample", detach) if m.downsample is not None else t)
+    raise TypeError(type(m))
+
+
+def torch_params(net):
+    return {name: torch.tensor(p.data, dtype=torch.float64, requires_grad=True)
+            for name, p in net.named_parameters()}
+
+
+def prefixed(P, prefix):
+    return {k[len(prefix) + 1:]: v for k, v in P.items() if k.startswith(prefix + ".")}
+
+
+def check_grads(net, P, names=None):
+    for name, p in net.named_parameters():
+        if names is not None and name not in names:
+            continue
+        expected = P[name].grad
+        expected = np.zeros(p.shape) if expected is None else expected.numpy()
+        ours = np.zeros(p.shape) if p.grad is None else p.grad
+        assert_close(f"dL/d{name}", ours, expected, RTOL)
+
+
+def torch_net_loss(net, x, y, P):
+    h = torch_bu(net.core, torch.from_numpy(x), prefixed(P, "core"))
+    logits = TF.linear(h, P["head.weight"], P["head.bias"])
+    return logits, TF.cross_entropy(logits, torch.from_numpy(y))
+
+
+def ch_vs_autograd(net, x, y):
+    """Forward, CH and BP in nnlocal vs forward + autograd in torch: every parameter gradient."""
+    net.to(np.float64)
+    P = torch_params(net)
+    logits_t, loss_t = torch_net_loss(net, x, y, P)
+    loss_t.backward()
+    logits = net(x)
+    assert_close("logits", logits, logits_t.detach().numpy(), RTOL)
+    loss, g = butd.loss_and_grad("cross_entropy", logits, y)
+    assert loss == pytest.approx(loss_t.item(), rel=1e-12)
+    net.zero_grad()
+    butd.counter_hebb_(net, g)
+    check_grads(net, P)
+    # the BP baseline: the hand-written backward of the same BU network
+    net.zero_grad()
+    net(x)
+    net.backward(g)
+    check_grads(net, P)
+
+
+def _data(rng, shape, batch=5, classes=4):
+    return rng.standard_normal((batch,) + shape), rng.integers(0, classes, batch)
+
+
+# =========================================================================== GaLU kernel
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7,), (3, 11), (2, 3, 5, 4)])
+def test_galu_kernel_matches_reference(rng, dtype, shape):
+    x = rng.standard_normal(shape).astype(dtype)
+    c = rng.standard_normal(shape).astype(dtype)
+    c[..., 0] = 0.0                                             # the threshold is strict: [c > 0]
+    for relu in (False, True):
+        out = galu(x, c, relu)
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(out, galu_reference(x, c, relu))
+    np.testing.assert_array_equal(butd.galu(x, c), x * (c > 0))
+    y = x.copy()
+    galu(y, c, out=y)                                           # in place
+    np.testing.assert_array_equal(y, x * (c > 0))
+    with pytest.raises(ValueError, match="does not match"):
+        galu(x, c[..., :-1] if x.ndim > 1 else c[:-1])
+
+
+# =========================================================================== CH == backprop
+def test_ch_equals_autograd_linear_stack(rng):
+    net = butd.fc_net((3, 4), n_classes=4, hidden=9, depth=3, rng=0)
+    ch_vs_autograd(net, *_data(rng, (3, 4)))
+
+
+def test_ch_equals_autograd_conv_strides_odd_sizes(rng):
+    kw = dict(rng=np.random.default_rng(1))
+    core = butd.BUTDSequential(
+        butd.BUTDConv2d(2, 3, 3, stride=1, padding=1, **kw),
+        butd.BUTDConv2d(3, 4, 3, stride=2, padding=1, **kw),            # 13x11 -> 7x6
+        butd.BUTDConv2d(4, 5, (2, 3), stride=3, padding=(1, 0), dilation=(1, 2), **kw),
+        butd.depthwise_pool(5, (2, 1), 1, **kw),
+        butd.BUTDFlatten(),
+        butd.BUTDLinear(5 * 2 * 1, 6, **kw)).infer_shapes((2, 13, 11))
+    net = butd.BUTDNet(core, 4, rng=2)
+    ch_vs_autograd(net, *_data(rng, (2, 13, 11)))
+
+
+@pytest.mark.parametrize("stride,cin,cout", [(1, 3, 3), (2, 3, 4), (1, 2, 4)])
+def test_ch_equals_autograd_basic_block(rng, stride, cin, cout):
+    core = butd.BUTDSequential(butd.BUTDBasicBlock(cin, cout, stride=stride, bias=True, rng=3),
+                               butd.BUTDFlatten()).infer_shapes((cin, 7, 9))
+    assert (core[0].downsample is None) == (stride == 1 and cin == cout)
+    ch_vs_autograd(butd.BUTDNet(core, 3, rng=4), *_data(rng, (cin, 7, 9), classes=3))
+
+
+def test_ch_equals_autograd_small_resnet(rng):
+    core = butd.resnet18_core((2, 9, 9), widths=(3, 4), blocks=(1, 2), rng=5)
+    ch_vs_autograd(butd.BUTDNet(core, 4, rng=6), *_data(rng, (2, 9, 9)))
+
+
+def test_ch_equals_autograd_simple_net(rng):
+    core = butd.simple_core((1, 20, 20), channels=4, out_features=7, rng=7)
+    ch_vs_autograd(butd.BUTDNet(core, 4, rng=8), *_data(rng, (1, 20, 20)))
+
+
+@pytest.mark.parametrize("loss", ["bce", "mse"])
+def test_output_gradients_bce_mse(rng, loss):
+    logits = rng.standard_normal((5, 3))
+    target = rng.random((5, 3)) if loss == "mse" else (rng.random((5, 3)) > 0.5).astype(np.float64)
+    o_t = torch.tensor(logits, requires_grad=True)
+    fn = TF.binary_cross_entropy_with_logits if loss == "bce" else TF.mse_loss
+    value_t = fn(o_t, torch.from_numpy(target))
+    value_t.backward()
+    value, g = butd.loss_and_grad(loss, logits, target)
+    assert value == pytest.approx(value_t.item(), rel=1e-12)
+    assert_close("dL/dlogits", g, o_t.grad.numpy(), RTOL)
+    # the original's per-sample rule, averaged over the batch by the update
+    per_sample = (1 / (1 + np.exp(-logits)) - target) / 3 if loss == "bce" else 2 * (logits - target) / 3
+    assert_close("per-sample / B", g, per_sample / 5, RTOL)
+    with pytest.raises(ValueError, match="unknown loss"):
+        butd.loss_and_grad("hinge", logits, target)
+
+
+# =========================================================================== guided multi-task net
+def _task_twin(net, x, y, tasks, ste=False):
+    """torch: instruction TD pass (no grad into the core), gated BU pass, head, CE loss."""
+    P = torch_params(net)
+    vec = torch.zeros((len(tasks), net.task_vector_size), dtype=torch.float64)
+    vec[torch.arange(len(tasks)), torch.from_numpy(tasks)] = 1
+    gates = {}
+    u_top = torch_td(net.task_head, vec, prefixed(P, "task_head"), detach=not ste)
+    torch_td(net.core, u_top, prefixed(P, "core"), gates=gates, ste=ste, detach=True)
+    if not ste:
+        gates = {k: v.detach() for k, v in gates.items()}
+    h = torch_bu(net.core, torch.from_numpy(x), prefixed(P, "core"), gates=gates)
+    logits = TF.linear(h, P["head.weight"], P["head.bias"])
+    if net.multi_decoders:
+        logits = logits.reshape(len(x), net.n_tasks, net.n_classes)[torch.arange(len(x)), torch.from_numpy(tasks)]
+    loss = TF.cross_entropy(logits, torch.from_numpy(y))
+    loss.backward()
+    return P, logits.detach().numpy()
+
+
+@pytest.mark.parametrize("core_kind", ["fc", "simple", "resnet"])
+def test_guided_forward_and_ch_match_torch(rng, core_kind):
+    if core_kind == "fc":
+        core, shape = butd.fc_core((1, 5, 5), hidden=12, depth=2, rng=10, dtype=np.float64), (1, 5, 5)
+    elif core_kind == "simple":
+        core, shape = butd.simple_core((1, 12, 12), channels=3, out_features=8, kernel_size=3, rng=10,
+                                       dtype=np.float64), (1, 12, 12)
+    else:
+        core, shape = butd.resnet18_core((2, 7, 7), widths=(3, 4), blocks=(1, 1), rng=10, dtype=np.float64), (2, 7, 7)
+    net = butd.TaskBUTDNet(core, n_classes=4, n_tasks=3, task_embedding=6, rng=11, dtype=np.float64)
+    x, y = _data(rng, shape, batch=6)
+    tasks = rng.integers(0, 3, 6)
+    P, logits_t = _task_twin(net, x, y, tasks)
+    logits = net(x, tasks)
+    assert_close("guided logits", logits, logits_t, RTOL)
+    _, g = butd.loss_and_grad("cross_entropy", logits, y)
+    butd.counter_hebb_(net, g)
+    check_grads(net, P)
+    assert all(p.grad is None and not p.requires_grad for p in net.task_head.parameters())   # faithful: frozen
+    net.zero_grad()
+    net(x, tasks)
+    net.backward(g)
+    check_grads(net, P)
+
+
+def test_multi_decoders_any_number_of_tasks(rng):
+    core = butd.fc_core((6,), hidden=10, rng=12, dtype=np.float64)
+    net = butd.TaskBUTDNet(core, n_classes=3, n_tasks=4, multi_decoders=True, rng=13, dtype=np.float64)
+    x, y = _data(rng, (6,), batch=8, classes=3)
+    tasks = np.arange(8) % 4
+    P, logits_t = _task_twin(net, x, y, tasks)
+    logits = net(x, tasks)
+    assert logits.shape == (8, 3)
+    assert_close("multi-decoder logits", logits, logits_t, RTOL)
+    butd.counter_hebb_(net, butd.loss_and_grad("cross_entropy", logits, y)[1])
+    check_grads(net, P)
+
+
+@pytest.mark.parametrize("learning", ["bp", "ch"])
+@pytest.mark.parametrize("core_kind", ["fc", "simple", "resnet"])
+def test_train_task_head_ste_matches_torch(rng, learning, core_kind):
+    if core_kind == "fc":
+        core, shape = butd.fc_core((7,), hidden=9, depth=2, rng=20, dtype=np.float64), (7,)
+    elif core_kind == "simple":
+        core, shape = butd.simple_core((1, 10, 10), channels=3, out_features=6, kernel_size=3, padding=1, rng=20,
+                                       dtype=np.float64), (1, 10, 10)
+    else:
+        core, shape = butd.resnet18_core((2, 6, 6), widths=(3, 4), blocks=(1, 1), rng=20, dtype=np.float64), (2, 6, 6)
+    net = butd.TaskBUTDNet(core, n_classes=4, n_tasks=2, task_embedding=5, train_task_head=True, rng=21,
+                           dtype=np.float64)
+    x, y = _data(rng, shape, batch=6)
+    tasks = rng.integers(0, 2, 6)
+    P, logits_t = _task_twin(net, x, y, tasks, ste=True)
+    logits = net(x, tasks)
+    assert_close("logits", logits, logits_t, RTOL)
+    g = butd.loss_and_grad("cross_entropy", logits, y)[1]
+    if learning == "ch":
+        butd.counter_hebb_(net, g)
+    else:
+        net.backward(g)
+    check_grads(net, P)
+    assert all(np.abs(p.grad).sum() > 0 for p in net.task_head.parameters())
+
+
+# =========================================================================== top-down weights
+def _small_conv_fc(top_down, seed=0):
+    rng = np.random.default_rng(seed)
+    core = butd.BUTDSequential(butd.BUTDConv2d(1, 3, 3, stride=2, top_down=top_down, rng=rng),
+                               butd.BUTDFlatten(),
+                               butd.BUTDLinear(3 * 3 * 3, 8, top_down=top_down, rng=rng)).infer_shapes((1, 7, 7))
+    return butd.BUTDNet(core, 3, top_down=top_down, rng=rng, dtype=np.float64).to(np.float64)
+
+
+def _weighted(net):
+    return [m for m in net.modules() if isinstance(m, (butd.BUTDLinear, butd.BUTDConv2d))]
+
+
+def _asymmetry(m):
+    return m.weight.data - m._from_back(m.back_weight.data)
+
+
+def _train_ch(net, opt, rng, steps=5):
+    for _ in range(steps):
+        x, y = _data(rng, (1, 7, 7), batch=4, classes=3)
+        opt.zero_grad()
+        butd.counter_hebb_(net, butd.loss_and_grad("cross_entropy", net(x), y)[1])
+        opt.step()
+
+
+@pytest.mark.parametrize("make_opt", [lambda p: optim.SGD(p, lr=0.05, momentum=0.9),
+                                      lambda p: optim.Adam(p, lr=1e-2)], ids=["sgd-momentum", "adam"])
+def test_separate_td_weights_asymmetry_is_invariant(rng, make_opt):
+    net = _small_conv_fc("separate")
+    layers = _weighted(net)
+    before = [(_asymmetry(m).copy(), m.weight.data.copy()) for m in layers]
+    _train_ch(net, make_opt(list(net.parameters())), rng)
+    for m, (diff, w0) in zip(layers, before):
+        assert np.abs(m.weight.data - w0).max() > 1e-3                 # W did learn ...
+        np.testing.assert_allclose(_asymmetry(m), diff, rtol=0, atol=1e-12)   # ... but W - W̄ᵀ did not move
+
+
+def test_symmetric_init_stays_symmetric_and_fa_freezes(rng):
+    net = _small_conv_fc("symmetric")
+    _train_ch(net, optim.Adam(list(net.parameters()), lr=1e-2), rng)
+    for m in _weighted(net):
+        np.testing.assert_allclose(_asymmetry(m), 0, atol=1e-12)
+    fa = _small_conv_fc("fa")
+    frozen = [m.back_weight.data.copy() for m in _weighted(fa)]
+    w0 = [m.weight.data.copy() for m in _weighted(fa)]
+    _train_ch(fa, optim.SGD(list(fa.parameters()), lr=0.1), rng)
+    for m, b0, w in zip(_weighted(fa), frozen, w0):
+        np.testing.assert_array_equal(m.back_weight.data, b0)
+        assert m.back_weight.grad is None and not m.back_weight.requires_grad
+        assert np.abs(m.weight.data - w).max() > 1e-4
+
+
+def test_separate_td_weights_init_and_increment(rng):
+    layer = butd.BUTDLinear(40, 30, top_down="separate", back_bias=True, rng=0, dtype=np.float64)
+    assert layer.back_weight.shape == (40, 30) and layer.back_bias.shape == (40,)
+    assert np.abs(layer.back_weight.data).max() <= np.sqrt(6 / 30)            # kaiming_uniform, a = 0
+    assert np.abs(layer.back_weight.data).max() > 0.9 * np.sqrt(6 / 30)
+    x, t = rng.standard_normal((4, 40)), rng.standard_normal((4, 30))
+    layer(x)
+    td = layer.back_forward(t)
+    assert_close("TD pass", td, t @ layer.back_weight.data.T + layer.back_bias.data, RTOL)
+    assert_close("bias blocked", layer.back_forward(t, bias_blocking=True), t @ layer.back_weight.data.T, RTOL)
+    layer.counter_hebb_update()
+    assert_close("dW", layer.weight.grad, t.T @ x, RTOL)
+    assert_close("dW̄ = dWᵀ", layer.back_weight.grad, (t.T @ x).T, RTOL)
+    assert_close("db̄", layer.back_bias.grad, x.mean(axis=0), RTOL)
+
+
+# =========================================================================== TD shapes
+@pytest.mark.parametrize("size", [(7, 7), (8, 9), (11, 6), (13, 12)])
+@pytest.mark.parametrize("stride,kernel,padding,dilation", [(2, 3, 1, 1), (3, 3, 0, 1), (2, 2, 0, 1),
+                                                            (3, 5, 2, 1), (2, 3, 1, 2), (3, 1, 0, 1)])
+def test_td_transposed_conv_round_trips(rng, size, stride, kernel, padding, dilation):
+    layer = butd.BUTDConv2d(2, 3, kernel, stride=stride, padding=padding, dilation=dilation, bias=False, rng=0,
+                            dtype=np.float64)
+    x = rng.standard_normal((2, 2) + size)
+    y = layer(x)
+    t = rng.standard_normal(y.shape)
+    back = layer.back_forward(t)
+    assert back.shape == x.shape
+    # shared weights: the TD pass is the adjoint of the BU pass, <conv(x), t> = <x, TD(t)>
+    assert np.vdot(y, t) == pytest.approx(np.vdot(x, back), rel=1e-12)
+    ref = TF.conv_transpose2d(torch.from_numpy(t), torch.from_numpy(layer.weight.data), None, stride, padding,
+                              layer.td_output_padding(y.shape[2:]), 1, dilation)
+    assert_close("TD conv", back, ref.numpy(), RTOL)
+
+
+def test_td_pass_before_any_bu_pass_uses_input_size(rng):
+    layer = butd.BUTDConv2d(1, 2, 3, stride=2, input_size=(9, 8), rng=0)
+    assert layer.back_forward(np.ones((1, 2, 4, 3), np.float32)).shape == (1, 1, 9, 8)
+    with pytest.raises(RuntimeError, match="input size"):
+        butd.BUTDConv2d(1, 2, 3, stride=2, rng=0).back_forward(np.ones((1, 2, 4, 3), np.float32))
+    with pytest.raises(ValueError, match="cannot map back"):
+        layer.back_forward(np.ones((1, 2, 6, 3), np.float32))
+
+
+# =========================================================================== masks, errors
+def test_task_masks_and_stats():
+    core = butd.simple_core((1, 12, 12), channels=4, out_features=10, kernel_size=3, rng=30)
+    net = butd.TaskBUTDNet(core, n_classes=10, n_tasks=3, rng=31)
+    masks = butd.task_masks(net)
+    assert list(masks) == ["0", "1", "2", "3", "5"]
+    assert masks["0"].shape == (3, 4, 10, 10) and masks["5"].shape == (3, 10)
+    rows = butd.mask_stats(masks)
+    for row in rows:
+        for k in range(3):
+            assert 0 <= row[f"task {k} active %"] <= 100
+        assert 0 <= row["overlap (cosine)"] <= 1
+    same = butd.mask_stats({"a": np.array([[1, 1, 0], [1, 1, 0]], bool)})[0]
+    assert same["overlap (cosine)"] == pytest.approx(1.0) and same["task 0 active %"] == pytest.approx(200 / 3)
+    # the masks depend on the task only: a guided BU pass leaves exactly the masked units silent
+    x = np.random.default_rng(0).random((2, 1, 12, 12)).astype(np.float32)
+    net(x, np.array([1, 1]))
+    h = net.core[0].td_neurons
+    assert np.array_equal(h > 0, np.broadcast_to(masks["0"][1], h.shape))
+
+
+def test_errors():
+    layer = butd.BUTDLinear(3, 2, rng=0)
+    with pytest.raises(RuntimeError, match=r"run a TD pass \(back_forward\) first"):
+        layer(np.ones((1, 3), np.float32), lateral=True)
+    with pytest.raises(RuntimeError, match="before forward"):
+        butd.BUTDLinear(3, 2, rng=0).backward(np.ones((1, 2), np.float32))
+    with pytest.raises(ValueError, match=r"expected input of shape \(B, 3\)"):
+        layer(np.ones((1, 4), np.float32))
+    with pytest.raises(ValueError, match="top-down input"):
+        layer.back_forward(np.ones((1, 3), np.float32))
+    layer.back_forward(np.ones((2, 2), np.float32))
+    with pytest.raises(ValueError, match="td_neurons"):
+        layer(np.ones((1, 3), np.float32), lateral=True)
+    with pytest.raises(ValueError, match="device"):
+        butd.BUTDLinear(3, 2, device="cuda")
+    with pytest.raises(ValueError, match="top_down"):
+        butd.BUTDLinear(3, 2, top_down="random")
+    with pytest.raises(ValueError, match="string padding"):
+        butd.BUTDConv2d(1, 1, 3, padding="same")
+    net = butd.TaskBUTDNet(butd.fc_core((4,), hidden=3, rng=0), n_classes=2, n_tasks=2, rng=0)
+    with pytest.raises(ValueError, match="task indices"):
+        net(np.ones((2, 4), np.float32), np.array([0, 2]))
+    assert net(np.ones((2, 4), np.float32), 1).shape == (2, 2)     # one task for the whole batch
