@@ -445,7 +445,7 @@ def test_errors():
     with pytest.raises(ValueError, match="td_neurons"):
         layer(np.ones((1, 3), np.float32), lateral=True)
     with pytest.raises(ValueError, match="device"):
-        butd.BUTDLinear(3, 2, device="cuda")
+        butd.BUTDLinear(3, 2, device="gpu")
     with pytest.raises(ValueError, match="top_down"):
         butd.BUTDLinear(3, 2, top_down="random")
     with pytest.raises(ValueError, match="string padding"):

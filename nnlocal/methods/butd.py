@@ -65,7 +65,8 @@ Where nnlocal departs from the original
 * **Extension** ``TaskBUTDNet(train_task_head=True)``: the original never trains its task head
   (its TD pass runs under no_grad and GaLU passes no gradient to its gate). nnlocal can train it
   with a straight-through estimator through the gates; see :class:`TaskBUTDNet`.
-* ``device`` accepts only ``"cpu"`` for now.
+* ``device="cuda"`` runs the GaLU gating of the BU and TD passes on the GPU (:mod:`nnlocal.kernels.cuda`);
+  the convolutions, matrix products and the task-head STE stay on the CPU, so it only proves the kernel.
 """
 from __future__ import annotations
 
@@ -74,6 +75,7 @@ import numpy as np
 from .. import nn
 from .._checks import check_float_array, shape_error
 from .._rng import get_rng
+from ..kernels import backend, check_device
 from ..kernels.cpu.galu import galu as _galu_kernel
 from ..nn import functional as F
 from ..nn.init import kaiming_uniform, uniform
@@ -90,8 +92,9 @@ TOP_DOWN_MODES = ("shared", "separate", "symmetric", "fa")
 
 
 def _check_device(device: str, who: str) -> str:
-    if device != "cpu":
-        raise ValueError(f"{who}: device={device!r} is not available; only device='cpu' is implemented")
+    """'cpu' or 'cuda'; asking for 'cuda' without a GPU (or the simulator) fails here, at construction."""
+    device = check_device(device, who)
+    backend(device)
     return device
 
 
@@ -146,6 +149,13 @@ class _BUTD:
         self._gate_src = None       # what the BP mask of the last BU pass reads ([src > 0])
 
     # --------------------------------------------------------------- gating
+    def _galu(self, x: np.ndarray, gate: np.ndarray, relu: bool = False) -> np.ndarray:
+        """:func:`galu` on ``self.device`` (the CUDA kernel round-trips the arrays: the convolutions
+        and matrix products of BU-TD stay on the CPU)."""
+        if self.device == "cpu":
+            return galu(x, gate, relu)
+        return backend(self.device).galu(x, gate, relu)
+
     def _activate(self, z: np.ndarray, non_linear: bool, lateral: bool) -> np.ndarray:
         """BU output of pre-activation ``z``: optional ReLU, then optional GaLU by ``td_neurons``."""
         if lateral:
@@ -157,9 +167,9 @@ class _BUTD:
                 raise shape_error(repr(self), str(z.shape), td.shape, name="cached top-down activity (td_neurons)")
             if self._record:
                 self._ungated = _relu(z) if non_linear else z
-                h = galu(self._ungated, td)
+                h = self._galu(self._ungated, td)
             else:
-                h = galu(z, td, relu=non_linear)
+                h = self._galu(z, td, relu=non_linear)
             self._gate_src = h if non_linear else td
         elif non_linear:
             h = np.maximum(z, z.dtype.type(0), out=z)
@@ -178,7 +188,7 @@ class _BUTD:
             return g
         if g.shape != src.shape:
             raise shape_error(repr(self), str(src.shape), g.shape, name="grad_output")
-        return galu(g, src)
+        return self._galu(g, src)
 
     def _td_activate(self, a: np.ndarray, non_linear: bool, lateral: bool) -> np.ndarray:
         """TD output from ``a``: optional ReLU, then optional GaLU by the cached BU input."""
@@ -191,7 +201,7 @@ class _BUTD:
             if bu.shape != a.shape:
                 raise shape_error(repr(self), str(bu.shape), a.shape,
                                   name="top-down output (it must match the cached BU input)")
-            return galu(a, bu, relu=non_linear)
+            return self._galu(a, bu, relu=non_linear)
         return _relu(a) if non_linear else a
 
     # --------------------------------------------------------------- train_task_head bookkeeping

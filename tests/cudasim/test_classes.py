@@ -56,3 +56,19 @@ def test_epnet_relaxes_and_learns_identically_on_cuda(rng):
     on_cpu.fit(x, y, **kw), on_gpu.fit(x, y, **kw)
     for w_c, w_g in zip(on_cpu.weights, on_gpu.weights):
         np.testing.assert_allclose(w_g, w_c, rtol=1e-10, atol=1e-14)
+
+
+def test_butd_counter_hebb_on_cuda_equals_cpu(rng):
+    from nnlocal.methods import butd
+
+    x = rng.random((3, 1, 4, 4))
+    y = np.array([0, 2, 1])
+    grads = []
+    for device in ("cpu", "cuda"):
+        net = butd.fc_net((1, 4, 4), n_classes=3, hidden=5, rng=1, dtype=np.float64, device=device)
+        _, grad_logits = butd.loss_and_grad("cross_entropy", net(x), y)
+        butd.counter_hebb_(net, grad_logits)
+        grads.append({n: p.grad.copy() for n, p in net.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name in grads[0]:
+        np.testing.assert_allclose(grads[1][name], grads[0][name], rtol=1e-12, err_msg=name)
