@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +39,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nnlocal import nn, optim
-from nnlocal.data import DataLoader, load_dataset
+from nnlocal.data import DataLoader, load_train_test
 from nnlocal.methods import arp
 from nnlocal.report import new_figure, print_table, save_figure, write_index
 
@@ -151,12 +150,9 @@ def main(argv=None):
             raise SystemExit(f"unknown model {k!r}; choose from {', '.join(ORIGINAL)}")
 
     # ------------------------------------------------------------------ data: flattened, in [0, 1]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        x_train, y_train = load_dataset(args.dataset, "train")
-        x_test, y_test = load_dataset(args.dataset, "test")
-    for w in caught:
-        print("note:", w.message)
+    x_train, y_train, x_test, y_test, notes = load_train_test(args.dataset)
+    for note in notes:
+        print("note:", note)
     x_train, x_test = x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1)
     lim = arp.limits_for(args.activation, float(min(x_train.min(), x_test.min())),
                          float(max(x_train.max(), x_test.max())))
@@ -220,8 +216,8 @@ def main(argv=None):
     fig.suptitle(f"ARP vs classic perceptrons: {title}\n(mean ± std over seeds)", fontsize=9)
     figures = [save_figure(fig, out, "arp_mlp_curves")]
 
-    notes = (f"Original (arpkeras notebook, grey CIFAR-10, one run): classic 21.66 %, ARP 33.78 %, "
-             f"ARP-off 23.59 % test accuracy.")
+    notes = ("Original (arpkeras notebook, grey CIFAR-10, one run): classic 21.66 %, ARP 33.78 %, "
+             "ARP-off 23.59 % test accuracy.")
     (out / "results.md").write_text(f"{title}\n\n{table}\n\n{notes}\n")
     (out / "history.json").write_text(json.dumps({"args": vars(args), "limits": lim._asdict(), "runs": runs},
                                                  indent=1, default=float))

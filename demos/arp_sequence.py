@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nnlocal import nn, optim
-from nnlocal.data import DataLoader, load_dataset
+from nnlocal.data import DataLoader, load_train_test
 from nnlocal.methods import arp
 from nnlocal.report import new_figure, print_table, save_figure, write_index
 
@@ -91,12 +90,9 @@ def main(argv=None):
         if k not in CELLS:
             raise SystemExit(f"unknown model {k!r}; choose from {', '.join(CELLS)}")
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        x_train, y_train = load_dataset(args.dataset, "train")
-        x_test, y_test = load_dataset(args.dataset, "test")
-    for w in caught:
-        print("note:", w.message)
+    x_train, y_train, x_test, y_test, notes = load_train_test(args.dataset)
+    for note in notes:
+        print("note:", note)
     if args.train_size:
         x_train, y_train = x_train[:args.train_size], y_train[:args.train_size]
     x_train, x_test = x_train[:, 0], x_test[:, 0]          # (N, rows T, pixels I): one row per time step

@@ -24,14 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from nnlocal import optim
-from nnlocal.data import MNIST_MEAN, MNIST_STD, DataLoader, load_dataset, normalize
+from nnlocal.data import MNIST_MEAN, MNIST_STD, DataLoader, load_train_test, normalize
 from nnlocal.methods import butd
 from nnlocal.report import new_figure, print_table, save_figure, write_index
 
@@ -96,12 +95,9 @@ def main(argv=None):
         raise SystemExit(f"unknown run(s) {unknown}; choose from {list(RUNS)}")
 
     # ------------------------------------------------------------------ data
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        x_train, y_train = load_dataset(args.dataset, "train")
-        x_test, y_test = load_dataset(args.dataset, "test")
-    for w in caught:
-        print("note:", w.message)
+    x_train, y_train, x_test, y_test, notes = load_train_test(args.dataset)
+    for note in notes:
+        print("note:", note)
     if args.limit:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
     x_train, x_test = normalize(x_train, MNIST_MEAN, MNIST_STD), normalize(x_test, MNIST_MEAN, MNIST_STD)

@@ -23,14 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from nnlocal import optim
-from nnlocal.data import MNIST_MEAN, MNIST_STD, DataLoader, load_dataset, multi_mnist, normalize
+from nnlocal.data import MNIST_MEAN, MNIST_STD, DataLoader, load_train_test, multi_mnist, normalize
 from nnlocal.methods import butd
 from nnlocal.report import new_figure, print_table, save_figure, write_index
 
@@ -127,12 +126,10 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
 
     # ------------------------------------------------------------------ data: two digits per image
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        base_train = load_dataset(args.dataset, "train")
-        base_test = load_dataset(args.dataset, "test")
-    for w in caught:
-        print("note:", w.message)
+    x_tr, y_tr, x_te, y_te, notes = load_train_test(args.dataset)
+    base_train, base_test = (x_tr, y_tr), (x_te, y_te)
+    for note in notes:
+        print("note:", note)
     if args.limit:
         base_train = tuple(a[:args.limit] for a in base_train)
     x_train, y_train = multi_mnist(*base_train, rng=rng)       # y: (N, 2) = (left, right) labels

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -62,13 +61,9 @@ def parse_args(argv=None):
 
 def load(name: str):
     """(x_train, y_train, x_test, y_test, notes) flattened to (n, d) float32 in [0, 1]."""
-    from nnlocal.data import load_dataset
+    from nnlocal.data import load_train_test
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        x_tr, y_tr = load_dataset(name, "train")
-        x_te, y_te = load_dataset(name, "test")
-    notes = list(dict.fromkeys(str(w.message) for w in caught))  # the train and test loads warn alike
+    x_tr, y_tr, x_te, y_te, notes = load_train_test(name)
     if name == "digits":
         notes.append("digits: scikit-learn's first 1,500 images train, the last 297 test")
     flat = lambda a: np.ascontiguousarray(a.reshape(len(a), -1), dtype=np.float32)  # noqa: E731

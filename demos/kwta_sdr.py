@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +31,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nnlocal import metrics, nn, optim
-from nnlocal.data import DataLoader, load_dataset, normalize
+from nnlocal.data import DataLoader, load_train_test, normalize
 from nnlocal.kernels.cpu import kwta_k
 from nnlocal.methods import kwta
 from nnlocal.report import new_figure, print_table, save_figure, write_index
@@ -76,11 +75,7 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
 
     # ------------------------------------------------------------------ data
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        x_train, y_train = load_dataset(args.dataset, "train")
-        x_test, y_test = load_dataset(args.dataset, "test")
-    notes = list(dict.fromkeys(str(w.message) for w in caught))   # once, not once per split
+    x_train, y_train, x_test, y_test, notes = load_train_test(args.dataset)
     for n in notes:
         print("note:", n)
     mean, std = float(x_train.mean()), float(x_train.std())

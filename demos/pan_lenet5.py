@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nnlocal import nn, optim
-from nnlocal.data import DataLoader, load_dataset, normalize
+from nnlocal.data import DataLoader, load_train_test, normalize
 from nnlocal.methods import pan
 from nnlocal.report import new_figure, print_table, save_figure, write_index
 
@@ -105,12 +104,9 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
 
     # ------------------------------------------------------------------ data
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        x_train, y_train = load_dataset(args.dataset, "train")
-        x_test, y_test = load_dataset(args.dataset, "test")
-    for w in caught:
-        print("note:", w.message)
+    x_train, y_train, x_test, y_test, notes = load_train_test(args.dataset)
+    for note in notes:
+        print("note:", note)
     if args.limit:
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
     x_train, x_test = normalize(x_train, 0.5, 0.5), normalize(x_test, 0.5, 0.5)   # to [-1, 1]

@@ -287,3 +287,15 @@ def test_repr_matches_torch():
 def test_repr_of_custom_module_matches_torch():
     assert repr(_net()).replace("Dropout(p=0.2)", "Dropout(p=0.2, inplace=False)") == \
         repr(_torch_net()).replace("TorchBlock", "Block")
+
+
+def test_sequential_from_an_ordered_dict_keeps_the_names():
+    from collections import OrderedDict
+
+    seq = nn.Sequential(OrderedDict(first=nn.Linear(3, 4, rng=0), act=nn.ReLU(), last=nn.Linear(4, 2, rng=1)))
+    assert [name for name, _ in seq.named_parameters()] == ["first.weight", "first.bias", "last.weight", "last.bias"]
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    y = seq(x)
+    expected = np.maximum(x @ seq.first.weight.data.T + seq.first.bias.data, 0) @ seq.last.weight.data.T
+    np.testing.assert_allclose(y, expected + seq.last.bias.data, rtol=1e-6)
+    assert seq.backward(np.ones_like(y)).shape == x.shape

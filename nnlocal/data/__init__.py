@@ -16,7 +16,7 @@ Every loader returns ``(images float32 in [0, 1], labels int64)``, images ``NCHW
 """
 from .cifar import parse_cifar_batch, read_cifar_batches
 from .datasets import (DATASET_NAMES, DIGITS_TRAIN_SIZE, MNIST_FALLBACK_TRAIN_SIZE, MNIST_MEAN, MNIST_STD,
-                       canonical_name, describe_datasets, load_cifar10, load_dataset, load_digits,
+                       canonical_name, describe_datasets, load_cifar10, load_dataset, load_digits, load_train_test,
                        load_fashion_mnist, load_idx_dataset, load_mnist, normalize)
 from .fetch import (SPECS, ChecksumError, DatasetNotFoundError, DatasetSpec, DownloadError, RemoteFile,
                     download_file, get_cache_dir)
@@ -25,7 +25,7 @@ from .loader import DataLoader
 from .synthetic import logic_gate, multi_mnist, multi_mnist_geometry, resize_nearest
 
 __all__ = [
-    "load_digits", "load_mnist", "load_fashion_mnist", "load_cifar10", "load_dataset", "load_idx_dataset",
+    "load_digits", "load_mnist", "load_fashion_mnist", "load_cifar10", "load_dataset", "load_train_test", "load_idx_dataset",
     "canonical_name", "DATASET_NAMES", "describe_datasets", "normalize", "MNIST_MEAN", "MNIST_STD",
     "DIGITS_TRAIN_SIZE", "MNIST_FALLBACK_TRAIN_SIZE",
     "multi_mnist", "multi_mnist_geometry", "resize_nearest", "logic_gate", "DataLoader",

@@ -217,6 +217,21 @@ def load_dataset(name: str, split: str = "train", *, fallback: bool = True, root
     return load_cifar10(split, grayscale=(key == "cifar10-gray"), **io)
 
 
+
+def load_train_test(name: str, **kwargs):
+    """Both splits of :func:`load_dataset`: ``(x_train, y_train, x_test, y_test, notes)``.
+
+    ``notes`` lists, once each, the warnings the loads raised (e.g. that the MNIST fallback split of
+    the test set is in use), so a demo can print them beside its results.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        x_train, y_train = load_dataset(name, "train", **kwargs)
+        x_test, y_test = load_dataset(name, "test", **kwargs)
+    notes = list(dict.fromkeys(str(w.message) for w in caught))
+    return x_train, y_train, x_test, y_test, notes
+
+
 def normalize(x: np.ndarray, mean, std) -> np.ndarray:
     """``(x - mean) / std`` in ``x``'s float dtype; ``mean``/``std`` are scalars or one value per
     channel (broadcast over axis 1 of ``NCHW``/``NC`` arrays), e.g. ``normalize(x, MNIST_MEAN, MNIST_STD)``."""

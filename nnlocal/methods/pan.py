@@ -78,7 +78,7 @@ from .._checks import check_float_array, shape_error
 from .._rng import get_rng
 from ..kernels import backend
 from ..kernels.cpu import gating as _cpu_gating
-from ..nn.module import Module, Parameter
+from ..nn.module import Module, Parameter, Sequential
 
 __all__ = ["PerceptronActivation", "ConvNet", "lenet5", "tron", "conv_geometry", "pan_layers", "using_gate",
            "GATES", "TEACHERS", "INITS"]
@@ -328,7 +328,7 @@ class PerceptronActivation(Module):
 
 
 # =============================================================================== networks
-class ConvNet(Module):
+class ConvNet(Sequential):
     """A feed-forward net whose named children run in registration order (a Sequential with names).
 
     Built by :func:`lenet5` and :func:`tron`; parameter names follow the notebooks
@@ -336,20 +336,7 @@ class ConvNet(Module):
     """
 
     def __init__(self, **layers: Module):
-        super().__init__()
-        for name, layer in layers.items():
-            setattr(self, name, layer)
-
-    def forward(self, x):
-        for m in self._modules.values():
-            x = m(x)
-        return x
-
-    def backward(self, grad_output):
-        g = grad_output
-        for m in reversed(list(self._modules.values())):
-            g = m.backward(g)
-        return g
+        super().__init__(dict(layers))
 
     def gate_stats(self) -> dict:
         """``{layer name: PerceptronActivation.gate_stats()}`` for every PAN layer."""

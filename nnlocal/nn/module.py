@@ -289,14 +289,22 @@ def _is_empty_buffer(entry) -> bool:
 
 
 class Sequential(Module):
-    """Chain of modules: ``forward`` runs them in order, ``backward`` in reverse."""
+    """Chain of modules: ``forward`` runs them in order, ``backward`` in reverse.
+
+    ``Sequential(a, b, c)`` names the children ``"0"``, ``"1"``, ``"2"``; as in torch, a single
+    ``OrderedDict`` (or dict) of ``name -> module`` gives them names instead.
+    """
 
     def __init__(self, *modules: Module):
         super().__init__()
-        for i, m in enumerate(modules):
+        if len(modules) == 1 and isinstance(modules[0], dict):
+            named = list(modules[0].items())
+        else:
+            named = [(str(i), m) for i, m in enumerate(modules)]
+        for name, m in named:
             if not isinstance(m, Module):
-                raise TypeError(f"Sequential: argument {i} is a {type(m).__name__}, not a Module")
-            setattr(self, str(i), m)
+                raise TypeError(f"Sequential: argument {name} is a {type(m).__name__}, not a Module")
+            setattr(self, name, m)
 
     def forward(self, x):
         for m in self._modules.values():
