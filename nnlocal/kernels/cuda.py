@@ -69,7 +69,7 @@ import numpy as np
 from numba import cuda
 
 from .cpu.kwta import kwta_k
-from .cpu.relax import asym_ep_linear_operator, deep_linear_operator, ep_pack_couplings
+from .cpu.relax import asym_ep_linear_operator, deep_linear_operator, ep_pack_couplings, operator_relax
 
 __all__ = [
     # availability
@@ -351,24 +351,14 @@ def deep_relax(W, s, n_in, n_out, steps, dt, beta=0.0, target=None, leak_abs=Fal
     ``M = W_HH - diag(leak)`` and ``c = x W_XH`` are built on the host (NumPy, once per call), the T
     steps run in one launch (:func:`linear_relax_device`).
     """
-    single = s.ndim == 2
-    s3 = s[None] if single else s
-    traj4 = None if traj is None else (traj[None] if single else traj)
-    M, c = deep_linear_operator(W, s3[0, :, :n_in], leak_abs)
-    lo, hi = (0.0, 1.0) if clip else (-np.inf, np.inf)
-    res, n_run = linear_relax(M, c, s3, n_in, n_out, steps, dt, beta, target, lo, hi, stop, traj4)
-    return (res[0], int(n_run[0])) if single else (res, n_run)
+    return operator_relax(linear_relax, lambda x: deep_linear_operator(W, x, leak_abs), s, n_in, n_out, steps, dt, beta, target, clip, stop,
+                          traj)
 
 
 def asym_ep_relax(W, b, s, n_in, n_out, steps, dt, beta=0.0, target=None, clip=True, stop=0.0, traj=None):
     r"""GPU twin of :func:`nnlocal.kernels.cpu.asym_ep_relax`: ``ds = s W + b - s`` (+ nudge), Euler + clip."""
-    single = s.ndim == 2
-    s3 = s[None] if single else s
-    traj4 = None if traj is None else (traj[None] if single else traj)
-    M, c = asym_ep_linear_operator(W, b, s3[0, :, :n_in])
-    lo, hi = (0.0, 1.0) if clip else (-np.inf, np.inf)
-    res, n_run = linear_relax(M, c, s3, n_in, n_out, steps, dt, beta, target, lo, hi, stop, traj4)
-    return (res[0], int(n_run[0])) if single else (res, n_run)
+    return operator_relax(linear_relax, lambda x: asym_ep_linear_operator(W, b, x), s, n_in, n_out, steps, dt, beta, target, clip, stop,
+                          traj)
 
 
 # ------------------------------------------------------------------------------------------------

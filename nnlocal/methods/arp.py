@@ -610,6 +610,12 @@ class _AutoRotRecurrent(_ARPParams):
 
     gate_L_default = (4.0,)
 
+    def __init__(self, input_size, hidden_size, bias=True, *, L=None, xmin_lim=-1.0, xmax_lim=1.0, xQ="auto",
+                 autorot=True, eps=1e-5, trainable_L=False, detach_rho=False, rng=None, dtype=np.float32):
+        # the next class in the MRO is the plain cell (RNN / LSTM / GRU): _ARPParams has no __init__
+        super().__init__(input_size, hidden_size, bias, rng, dtype)
+        self._setup_rec_arp(L, xmin_lim, xmax_lim, xQ, autorot, eps, trainable_L, detach_rho)
+
     def _setup_rec_arp(self, L, xmin_lim, xmax_lim, xQ, autorot, eps, trainable_L, detach_rho):
         if L is None:
             L = self.gate_L_default
@@ -676,11 +682,6 @@ class AutoRotRNN(_AutoRotRecurrent, RNN):
                + _REC_DOC.format(L_doc="2 for the tanh unit", n=1))
     gate_L_default = (2.0,)
 
-    def __init__(self, input_size, hidden_size, bias=True, *, L=None, xmin_lim=-1.0, xmax_lim=1.0, xQ="auto",
-                 autorot=True, eps=1e-5, trainable_L=False, detach_rho=False, rng=None, dtype=np.float32):
-        RNN.__init__(self, input_size, hidden_size, bias, rng, dtype)
-        self._setup_rec_arp(L, xmin_lim, xmax_lim, xQ, autorot, eps, trainable_L, detach_rho)
-
 
 class AutoRotLSTM(_AutoRotRecurrent, LSTM):
     __doc__ = ("ARP LSTM (README's ``AutoRotLSTM``): every gate pre-activation [i f g o] is scaled by its"
@@ -688,22 +689,12 @@ class AutoRotLSTM(_AutoRotRecurrent, LSTM):
                + _REC_DOC.format(L_doc="4 for the sigmoid gates i, f, o and 2 for the tanh candidate g", n=4))
     gate_L_default = (4.0, 4.0, 2.0, 4.0)
 
-    def __init__(self, input_size, hidden_size, bias=True, *, L=None, xmin_lim=-1.0, xmax_lim=1.0, xQ="auto",
-                 autorot=True, eps=1e-5, trainable_L=False, detach_rho=False, rng=None, dtype=np.float32):
-        LSTM.__init__(self, input_size, hidden_size, bias, rng, dtype)
-        self._setup_rec_arp(L, xmin_lim, xmax_lim, xQ, autorot, eps, trainable_L, detach_rho)
-
 
 class AutoRotGRU(_AutoRotRecurrent, GRU):
     __doc__ = ("ARP GRU (README's ``AutoRotGRU``): r, z and the candidate n are scaled by their own ρ;"
                " n = tanh(ρ_n ⊙ (x W_inᵀ + b_in + r ⊙ (h W_hnᵀ + b_hn))), with q_n computed at r = 1.\n"
                + _REC_DOC.format(L_doc="4 for the sigmoid gates r, z and 2 for the tanh candidate n", n=3))
     gate_L_default = (4.0, 4.0, 2.0)
-
-    def __init__(self, input_size, hidden_size, bias=True, *, L=None, xmin_lim=-1.0, xmax_lim=1.0, xQ="auto",
-                 autorot=True, eps=1e-5, trainable_L=False, detach_rho=False, rng=None, dtype=np.float32):
-        GRU.__init__(self, input_size, hidden_size, bias, rng, dtype)
-        self._setup_rec_arp(L, xmin_lim, xmax_lim, xQ, autorot, eps, trainable_L, detach_rho)
 
 
 # ==================================================================================== arpkeras names

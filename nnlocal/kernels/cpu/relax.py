@@ -275,6 +275,41 @@ def asym_ep_linear_operator(W, b, x):
     return M, c
 
 
+def operator_relax(relax_fn, build_operator, s, n_in, n_out, steps, dt, beta, target, clip, stop, traj):
+    """The body shared by ``deep_relax`` and ``asym_ep_relax`` on either backend: build the hoisted
+    operator ``M, c = build_operator(clamped inputs)`` and run ``relax_fn`` (the CPU or CUDA
+    :func:`linear_relax`) on one net (``s`` (B, N)) or a stack of nets (``s`` (S, B, N))."""
+    single = s.ndim == 2
+    s3 = s[None] if single else s
+    traj4 = None if traj is None else (traj[None] if single else traj)
+    M, c = build_operator(s3[0, :, :n_in])
+    lo, hi = (0.0, 1.0) if clip else (-np.inf, np.inf)
+    res, n_run = relax_fn(M, c, s3, n_in, n_out, steps, dt, beta, target, lo, hi, stop, traj4)
+    return (res[0], int(n_run[0])) if single else (res, n_run)
+
+
+def _euler_ref(drift, s, n_in, n_out, steps, dt, beta, target, clip, stop, traj):
+    """The references' literal Euler loop: ``ds = drift(s)`` (+ nudge), clip, residual, early stop."""
+    lo, hi = (0.0, 1.0) if clip else (-np.inf, np.inf)
+    residuals = np.full(steps, np.nan, dtype=s.dtype)
+    n_run = 0
+    if traj is not None:
+        traj[0] = s
+    for t in range(steps):
+        ds = drift(s)
+        if beta != 0:
+            ds[:, -n_out:] += beta * (target - s[:, -n_out:])
+        new = np.clip(s[:, n_in:] + dt * ds[:, n_in:], lo, hi)
+        residuals[t] = np.sum(((new - s[:, n_in:]) / dt) ** 2)
+        s[:, n_in:] = new
+        if traj is not None:
+            traj[t + 1] = s
+        n_run = t + 1
+        if not np.isfinite(residuals[t]) or (stop > 0 and residuals[t] <= stop):
+            break
+    return residuals, n_run
+
+
 def deep_relax(W, s, n_in, n_out, steps, dt, beta=0.0, target=None, leak_abs=False, clip=True, stop=0.0,
                traj=None):
     r"""DEEP's directed dynamics ``ds = s W - s ⊙ (W 1)`` (+ nudge), Euler + clip, for S nets at once.
@@ -283,13 +318,8 @@ def deep_relax(W, s, n_in, n_out, steps, dt, beta=0.0, target=None, leak_abs=Fal
     ``s[..., :n_in]`` (identical across nets). Other arguments and returns as :func:`linear_relax`
     (a single net gets ``residuals`` of shape (steps,) and an int ``n_run``).
     """
-    single = s.ndim == 2
-    s3 = s[None] if single else s
-    traj4 = None if traj is None else (traj[None] if single else traj)
-    M, c = deep_linear_operator(W, s3[0, :, :n_in], leak_abs)
-    lo, hi = (0.0, 1.0) if clip else (-np.inf, np.inf)
-    res, n_run = linear_relax(M, c, s3, n_in, n_out, steps, dt, beta, target, lo, hi, stop, traj4)
-    return (res[0], int(n_run[0])) if single else (res, n_run)
+    return operator_relax(linear_relax, lambda x: deep_linear_operator(W, x, leak_abs), s, n_in, n_out, steps, dt,
+                          beta, target, clip, stop, traj)
 
 
 def deep_relax_ref(W, s, n_in, n_out, steps, dt, beta=0.0, target=None, leak_abs=False, clip=True, stop=0.0,
@@ -297,24 +327,7 @@ def deep_relax_ref(W, s, n_in, n_out, steps, dt, beta=0.0, target=None, leak_abs
     """Reference of :func:`deep_relax` for one net (W (N, N), s (B, N)), in the notebook's literal form
     ``ds = s W - s ⊙ (W 1)ᵀ`` recomputed every step. Returns ``(residuals (steps,), n_run)``."""
     leak = np.abs(W).sum(axis=1) if leak_abs else W.sum(axis=1)
-    lo, hi = (0.0, 1.0) if clip else (-np.inf, np.inf)
-    residuals = np.full(steps, np.nan, dtype=s.dtype)
-    n_run = 0
-    if traj is not None:
-        traj[0] = s
-    for t in range(steps):
-        ds = s @ W - s * leak
-        if beta != 0:
-            ds[:, -n_out:] += beta * (target - s[:, -n_out:])
-        new = np.clip(s[:, n_in:] + dt * ds[:, n_in:], lo, hi)
-        residuals[t] = np.sum(((new - s[:, n_in:]) / dt) ** 2)
-        s[:, n_in:] = new
-        if traj is not None:
-            traj[t + 1] = s
-        n_run = t + 1
-        if not np.isfinite(residuals[t]) or (stop > 0 and residuals[t] <= stop):
-            break
-    return residuals, n_run
+    return _euler_ref(lambda s: s @ W - s * leak, s, n_in, n_out, steps, dt, beta, target, clip, stop, traj)
 
 
 def asym_ep_relax(W, b, s, n_in, n_out, steps, dt, beta=0.0, target=None, clip=True, stop=0.0, traj=None):
@@ -323,35 +336,13 @@ def asym_ep_relax(W, b, s, n_in, n_out, steps, dt, beta=0.0, target=None, clip=T
     ``W`` (S, N, N) [or (N, N)], ``b`` (S, N) [or (N,)], ``s`` (S, B, N) [or (B, N)] in place.
     Returns as :func:`deep_relax`.
     """
-    single = s.ndim == 2
-    s3 = s[None] if single else s
-    traj4 = None if traj is None else (traj[None] if single else traj)
-    M, c = asym_ep_linear_operator(W, b, s3[0, :, :n_in])
-    lo, hi = (0.0, 1.0) if clip else (-np.inf, np.inf)
-    res, n_run = linear_relax(M, c, s3, n_in, n_out, steps, dt, beta, target, lo, hi, stop, traj4)
-    return (res[0], int(n_run[0])) if single else (res, n_run)
+    return operator_relax(linear_relax, lambda x: asym_ep_linear_operator(W, b, x), s, n_in, n_out, steps, dt,
+                          beta, target, clip, stop, traj)
 
 
 def asym_ep_relax_ref(W, b, s, n_in, n_out, steps, dt, beta=0.0, target=None, clip=True, stop=0.0, traj=None):
     """Reference of :func:`asym_ep_relax` for one net, literal ``ds = s W + b - s`` every step."""
-    lo, hi = (0.0, 1.0) if clip else (-np.inf, np.inf)
-    residuals = np.full(steps, np.nan, dtype=s.dtype)
-    n_run = 0
-    if traj is not None:
-        traj[0] = s
-    for t in range(steps):
-        ds = s @ W + b - s
-        if beta != 0:
-            ds[:, -n_out:] += beta * (target - s[:, -n_out:])
-        new = np.clip(s[:, n_in:] + dt * ds[:, n_in:], lo, hi)
-        residuals[t] = np.sum(((new - s[:, n_in:]) / dt) ** 2)
-        s[:, n_in:] = new
-        if traj is not None:
-            traj[t + 1] = s
-        n_run = t + 1
-        if not np.isfinite(residuals[t]) or (stop > 0 and residuals[t] <= stop):
-            break
-    return residuals, n_run
+    return _euler_ref(lambda s: s @ W + b - s, s, n_in, n_out, steps, dt, beta, target, clip, stop, traj)
 
 
 # ------------------------------------------------------------------------------------------------
