@@ -28,7 +28,7 @@ from numba import njit
 
 from benchmarks.common import Case
 from nnlocal import nn, optim
-from nnlocal.kernels.cpu import pan_batch_gate
+from nnlocal.methods.pan.cpu import pan_batch_gate
 from nnlocal.methods import pan
 
 N_IN, N_OUT, BATCH = 400, 120, 64

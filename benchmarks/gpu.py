@@ -10,7 +10,7 @@ its timings are meaningless.
 
 Columns (milliseconds, median of ``--repeat`` runs after one warm-up run that also compiles):
 
-* ``cpu``: the CPU kernel (``nnlocal.kernels.cpu``), one thread (BLAS and Numba pinned);
+* ``cpu``: the CPU kernel (each method's ``cpu.py``), one thread (BLAS and Numba pinned);
 * ``gpu``: the GPU twin with the CPU signature (host arrays in and out, so every call uploads its
   inputs and downloads its results; the large read-only weights are passed as device arrays
   where a class would cache them, marked ``(cached W)``);
@@ -166,6 +166,18 @@ def _cases(gpu, cpu, quick: bool):
     return cases
 
 
+def _merged(kind: str):
+    """One namespace with the public functions of every method's ``cpu.py`` or ``cuda.py``."""
+    import importlib
+    import types
+
+    ns = {}
+    for method in ("deep", "eqprop", "pan", "kwta", "butd"):
+        mod = importlib.import_module(f"nnlocal.methods.{method}.{kind}")
+        ns.update({name: getattr(mod, name) for name in mod.__all__})
+    return types.SimpleNamespace(**ns)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeat", type=int, default=5, help="timed runs per cell (median; default 5)")
@@ -174,7 +186,7 @@ def main(argv=None) -> int:
                     help="run under NUMBA_ENABLE_CUDASIM=1 (timings meaningless; with --quick only)")
     args = ap.parse_args(argv)
 
-    from nnlocal.kernels import backend, cuda_available
+    from nnlocal.kernels import check_device, cuda_available
 
     simulated = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
     if simulated and not (args.allow_simulator and args.quick):
@@ -183,11 +195,11 @@ def main(argv=None) -> int:
                          "--quick --allow-simulator to smoke-test this script).")
     if not cuda_available():
         try:
-            backend("cuda")
+            check_device("cuda", "benchmarks/gpu.py")
         except RuntimeError as exc:
             raise SystemExit(f"benchmarks/gpu.py: no usable GPU, nothing to time.\n{exc}") from None
     pin_one_thread()
-    gpu, cpu = backend("cuda"), backend("cpu")
+    gpu, cpu = _merged("cuda"), _merged("cpu")
     from numba import cuda
 
     name = "CUDA simulator" if simulated else cuda.get_current_device().name

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from nnlocal import metrics, nn, optim
 from nnlocal.data import DataLoader, load_train_test, normalize
-from nnlocal.kernels.cpu import kwta_k
+from nnlocal.methods.kwta.reference import kwta_k
 from nnlocal.methods import kwta
 from nnlocal.report import new_figure, print_table, save_figure, write_index
 

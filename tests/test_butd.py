@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from nnlocal import optim
-from nnlocal.kernels.cpu.galu import galu, galu_reference
+from nnlocal.methods.butd.cpu import galu
+from nnlocal.methods.butd.reference import galu as galu_reference
 from nnlocal.methods import butd
 from tests.torch_twin import assert_close
 

@@ -3,7 +3,7 @@
 * ``tests/cudasim`` (every CUDA kernel against its CPU twin) runs in a *separate* process with
   ``NUMBA_ENABLE_CUDASIM=1``: the flag must be set before numba is imported, and it must not leak into
   the other tests of this process.
-* Without a GPU and without the flag, ``backend("cuda")`` fails with a message saying what to install
+* Without a GPU and without the flag, ``check_device("cuda", ...)`` fails with a message saying what to install
   or set; and importing nnlocal never imports ``numba.cuda`` (both checked in a clean subprocess).
 """
 import json
@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from nnlocal.kernels import DEVICES, backend, check_device
+from nnlocal import kernels
+from nnlocal.kernels import DEVICES, check_device
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,13 +49,14 @@ def test_cuda_kernels_match_cpu_under_the_simulator():
 _PROBE = r"""
 import json, pkgutil, importlib, sys
 import nnlocal, nnlocal.kernels, nnlocal.methods
-from nnlocal.kernels import backend
+from nnlocal.kernels import check_device, implementation
 for m in pkgutil.iter_modules(nnlocal.methods.__path__):
     importlib.import_module("nnlocal.methods." + m.name)
-backend("cpu")
+    if m.name != "arp":
+        implementation("nnlocal.methods." + m.name, "cpu")
 report = {"cuda_imported": sorted(k for k in sys.modules if k == "numba.cuda" or k.startswith("numba.cuda."))}
 try:
-    backend("cuda")
+    check_device("cuda", "probe")
     report["error"] = None
 except RuntimeError as exc:
     report["error"] = str(exc)
@@ -65,7 +67,7 @@ print("PROBE" + json.dumps(report))
 @pytest.fixture(scope="module")
 def probe():
     """One clean subprocess without the simulator flag: what importing nnlocal imports, and what
-    ``backend("cuda")`` says."""
+    ``check_device("cuda", ...)`` says."""
     rc, out = _run(["-c", _PROBE], simulator=False, timeout=120)
     line = next((ln for ln in out.splitlines() if ln.startswith("PROBE")), None)
     assert rc == 0 and line, f"probe subprocess failed (exit {rc}):\n{out[-4000:]}"
@@ -85,14 +87,16 @@ def test_backend_cuda_without_gpu_or_simulator_says_what_to_do(probe):
     assert "NUMBA_ENABLE_CUDASIM=1" in msg
 
 
-def test_check_device_and_cpu_backend():
-    import nnlocal.kernels.cpu as cpu
+def test_check_device_and_the_cpu_implementations():
+    from nnlocal.methods.deep import cpu, reference
 
     assert DEVICES == ("cpu", "cuda")
-    assert check_device("cpu") == "cpu" and check_device("cuda") == "cuda"
+    assert check_device("cpu", "EPNet") == "cpu"
     for bad in ("gpu", "CUDA", "cuda:0", None, 0):
         with pytest.raises(ValueError, match=r"EPNet: device must be 'cpu' or 'cuda', got"):
             check_device(bad, "EPNet")
-    assert backend("cpu") is cpu
+    assert kernels.implementation("nnlocal.methods.deep") is cpu
+    with kernels.use("numpy"):
+        assert kernels.implementation("nnlocal.methods.deep") is reference
     with pytest.raises(ValueError, match="device must be"):
-        backend("tpu")
+        kernels.implementation("nnlocal.methods.deep", "tpu")

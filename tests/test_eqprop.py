@@ -8,7 +8,8 @@ import pytest
 
 from tests.torch_twin import assert_close
 
-from nnlocal.kernels.cpu import relax as K
+from nnlocal.methods.eqprop import cpu as K
+from nnlocal.methods.eqprop import reference as R
 from nnlocal.methods.eqprop import EPNet
 
 
@@ -76,17 +77,20 @@ def test_kernels_agree(dtype, rng):
     tgt = np.eye(5, dtype=dtype)[rng.integers(0, 5, B)]
     s = rng.uniform(0, 1, (B, net.H)).astype(dtype)
     c = net.input_drive(x)
-    sa, sb = s.copy(), s.copy()
+    sa, sb, sc = s.copy(), s.copy(), s.copy()
     ra = K.ep_relax(c, net._vt, net._b, sa, sizes[1:], 15, 0.5, 0.8, tgt)
     rb = K.ep_relax_blas(c, net.weights[1:], net._b, sb, sizes[1:], 15, 0.5, 0.8, tgt)
+    rc = R.ep_relax(c, net._vt, net._b, sc, sizes[1:], 15, 0.5, 0.8, tgt)
     layers = [h.copy() for h in net.layers(s)]
-    rr = K.ep_relax_ref(x, net.weights, net.biases, layers, 15, 0.5, 0.8, tgt)
+    rr = R.ep_relax_literal(x, net.weights, net.biases, layers, 15, 0.5, 0.8, tgt)
     ref = np.concatenate(layers, axis=1)
     tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=2e-5)
     np.testing.assert_allclose(sa, ref, **tol)
     np.testing.assert_allclose(sb, ref, **tol)
+    np.testing.assert_allclose(sc, ref, **tol)
     np.testing.assert_allclose(ra, rr, rtol=1e-4 if dtype == np.float32 else 1e-9, atol=1e-6)
     np.testing.assert_allclose(rb, rr, rtol=1e-4 if dtype == np.float32 else 1e-9, atol=1e-6)
+    np.testing.assert_allclose(rc, rr, rtol=1e-4 if dtype == np.float32 else 1e-9, atol=1e-6)
     assert sa.dtype == dtype and sb.dtype == dtype
 
 

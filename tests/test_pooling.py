@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from nnlocal import nn
-from nnlocal.kernels.cpu import conv as K
+from nnlocal.kernels.conv import cpu as K
+from nnlocal.kernels.conv import reference as R
 from nnlocal.nn import functional as F
 
 from .torch_twin import assert_close, compare_with_torch
@@ -208,14 +209,14 @@ def test_max_pool_kernels_match_numpy_references(dtype):
             x = r.standard_normal(shape).astype(dtype)
             geom, _ = F._pool_args(x, k, s, p, d, bool(idx % 2), "test")
             args = (geom.kernel, geom.stride, geom.pads, geom.dilation, geom.out_spatial)
-            y_ref, i_ref = K.max_pool_ref(x, *args)
-            y_nb, i_nb = K.max_pool_nb(x, *args)
+            y_ref, i_ref = R.max_pool(x, *args)
+            y_nb, i_nb = K.max_pool(x, *args)
             np.testing.assert_array_equal(y_nb, y_ref)
             np.testing.assert_array_equal(i_nb, i_ref)
             assert y_nb.dtype == dtype
             gy = r.standard_normal(y_ref.shape).astype(dtype)
-            np.testing.assert_allclose(K.max_pool_backward_nb(gy, i_nb, geom.in_shape),
-                                       K.max_pool_backward_ref(gy, i_ref, geom.in_shape), rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(K.max_pool_backward(gy, i_nb, geom.in_shape),
+                                       R.max_pool_backward(gy, i_ref, geom.in_shape), rtol=1e-6, atol=1e-6)
 
 
 def test_empty_batch_like_torch():

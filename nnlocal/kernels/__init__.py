@@ -1,39 +1,128 @@
-"""Hot loops as pure functions: ``kernels.cpu`` (Numba ``@njit``) and ``kernels.cuda`` (``numba.cuda``, opt-in).
+"""Choosing an implementation and a device: one switch for every method.
 
-A method class picks its kernels once with :func:`backend`::
+Every method keeps its equations in plain NumPy, in ``nnlocal/methods/<method>/reference.py``.
+Beside it, ``cpu.py`` holds Numba kernels and ``cuda.py`` holds ``numba.cuda`` kernels, each with
+the signature of its twin in ``reference.py``. A model asks for the module that computes its
+equations with :func:`implementation` and calls the same function names on it, whichever module
+that is::
 
-    from nnlocal.kernels import backend, check_device
-    self.device = check_device(device, "EPNet")
-    ...
-    backend(self.device).ep_relax(c, vt, bias, s, sizes, steps, eps, beta, target)
+    from nnlocal import kernels
+    K = kernels.implementation("nnlocal.methods.deep", self.device)
+    K.linear_relax(M, c, s, ...)        # reference.linear_relax, cpu.linear_relax or cuda.linear_relax
 
-Both modules offer the same functions with the same signatures (numpy arrays in, numpy arrays out;
-see :mod:`nnlocal.kernels.cuda` for the list). Nothing CUDA is imported until ``backend("cuda")``
-is called: importing nnlocal never imports ``numba.cuda``.
+**Implementation** (process-wide): ``"numba"`` (the default) runs the Numba kernels that pay on
+this machine; ``"numpy"`` runs the reference functions only, and no Numba function is ever
+compiled. Choose it once, in three equivalent ways::
+
+    nnlocal.kernels.use("numpy")                 # from here on
+    with nnlocal.kernels.use("numpy"): ...       # inside the block only
+    NNLOCAL_KERNELS=numpy python demo.py         # the environment variable (read at import)
+
+(``--kernels numpy`` on ``nnlocal tour`` and on every demo sets the same switch.) A kernel that is
+not faster than its reference is not kept: ``cpu.py`` then re-exports the reference function, and
+where a kernel wins only at some sizes, its ``cpu.py`` function chooses by size.
+
+**Device** (per object): ``device="cpu" | "cuda"``, checked by :func:`check_device`, the one
+helper every class uses. ``"cuda"`` runs ``cuda.py`` whatever the switch says, on a real GPU or
+under Numba's simulator (``NUMBA_ENABLE_CUDASIM=1`` set before numba is imported). Importing
+nnlocal never imports ``numba.cuda``.
+
+Pieces that several methods share live here: :mod:`nnlocal.kernels.conv` (im2col / col2im and
+max pooling for the convolution engine) and :mod:`nnlocal.kernels.cuda_launch` (CUDA block sizes,
+uploads).
 """
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 
-__all__ = ["DEVICES", "backend", "check_device", "cuda_available"]
+__all__ = ["IMPLEMENTATIONS", "DEVICES", "use", "current", "implementation", "check_device", "cuda_available"]
 
+#: the accepted implementation names of :func:`use` and ``NNLOCAL_KERNELS``
+IMPLEMENTATIONS = ("numpy", "numba")
 #: the accepted ``device`` strings
 DEVICES = ("cpu", "cuda")
+
+_ENV = "NNLOCAL_KERNELS"
+
+
+def _check_implementation(name, who: str) -> str:
+    if not isinstance(name, str) or name not in IMPLEMENTATIONS:
+        raise ValueError(f"{who}: the implementation must be 'numpy' or 'numba', got {name!r}")
+    return name
+
+
+_current = os.environ.get(_ENV, "numba")
+
+
+def current() -> str:
+    """The implementation in force: ``"numpy"`` or ``"numba"``."""
+    return _check_implementation(_current, "the environment variable NNLOCAL_KERNELS")  # use() validates its own
+
+
+class use:
+    """Select the implementation of every method: ``"numpy"`` (the references) or ``"numba"``.
+
+    Works as a plain call (the choice stays in force) and as a context manager (the previous
+    choice comes back on exit)::
+
+        nnlocal.kernels.use("numpy")
+        with nnlocal.kernels.use("numba"):
+            ...
+    """
+
+    def __init__(self, name: str):
+        global _current
+        self.name = _check_implementation(name, "nnlocal.kernels.use")
+        self.previous = _current
+        _current = self.name
+
+    def __enter__(self) -> "use":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        global _current
+        _current = self.previous
+
+    def __repr__(self) -> str:
+        return f"nnlocal.kernels.use({self.name!r})"
+
+
+def implementation(package: str, device: str = "cpu"):
+    """The module that computes ``package``'s equations for ``device`` under the current switch.
+
+    ``package`` is a method folder (``"nnlocal.methods.deep"``) or a shared piece
+    (``"nnlocal.kernels.conv"``). Returns ``<package>.cuda`` for ``device="cuda"``, else
+    ``<package>.reference`` under ``use("numpy")`` and ``<package>.cpu`` under ``use("numba")``.
+    """
+    if device == "cuda":
+        _cuda_usable()
+        return importlib.import_module(package + ".cuda")
+    if device != "cpu":
+        check_device(device, "nnlocal.kernels.implementation")
+    return importlib.import_module(package + (".reference" if current() == "numpy" else ".cpu"))
+
+
+def check_device(device, who: str) -> str:
+    """Validate a ``device`` argument for the class or function named ``who``.
+
+    Returns ``"cpu"`` or ``"cuda"``. Anything else raises ValueError naming ``who``; ``"cuda"``
+    without a usable GPU (or the simulator) raises RuntimeError saying what to install or set, so
+    that a class fails at construction rather than at its first step.
+    """
+    if not isinstance(device, str) or device not in DEVICES:
+        raise ValueError(f"{who}: device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda":
+        _cuda_usable()
+    return device
+
 
 _NO_CUDA_HELP = (
     "To run on an NVIDIA GPU, install the CUDA driver and the optional extra: `pip install nnlocal[cuda]` "
     "(NVIDIA's numba-cuda package). To run the CUDA kernels without a GPU (slow; for testing), set "
     "NUMBA_ENABLE_CUDASIM=1 in the environment before numba is first imported. Or use device='cpu'."
 )
-
-
-def check_device(device, who: str = "nnlocal") -> str:
-    """Validate a ``device`` argument: returns it when it is ``"cpu"`` or ``"cuda"``, else ValueError
-    naming ``who``. Does not check that a GPU is present (that is :func:`backend`'s job)."""
-    if not isinstance(device, str) or device not in DEVICES:
-        raise ValueError(f"{who}: device must be 'cpu' or 'cuda', got {device!r}")
-    return device
 
 
 def _cuda_status() -> tuple[bool, str]:
@@ -59,25 +148,12 @@ def _simulator_active() -> bool:
 
 
 def cuda_available() -> bool:
-    """True when :func:`backend` ``("cuda")`` would succeed (a usable GPU, or the simulator)."""
+    """True when ``device="cuda"`` would work here (a usable GPU, or the simulator)."""
     return _cuda_status()[0]
 
 
-def backend(device: str):
-    """The kernel module for ``device``: :mod:`nnlocal.kernels.cpu` or :mod:`nnlocal.kernels.cuda`.
-
-    Raises ValueError for an unknown device string and RuntimeError, saying what to install or set,
-    when ``"cuda"`` is asked for and neither a usable GPU nor Numba's CUDA simulator is present.
-    """
-    check_device(device, "nnlocal.kernels.backend")
-    if device == "cpu":
-        from . import cpu
-        return cpu
-    return _cuda_backend()
-
-
-@functools.lru_cache(maxsize=None)   # a success is remembered (classes call backend() per step); a failure is not
-def _cuda_backend():
+@functools.lru_cache(maxsize=None)   # a success is remembered; a failure raises and is not cached
+def _cuda_usable() -> str:
     ok, reason = _cuda_status()
     if not ok:
         hint = ""
@@ -86,5 +162,4 @@ def _cuda_backend():
                     "not active; set it before starting Python.")
         raise RuntimeError(f"device='cuda' was requested but CUDA is not usable here: {reason}.{hint} "
                            + _NO_CUDA_HELP)
-    from . import cuda
-    return cuda
+    return reason

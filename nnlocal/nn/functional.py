@@ -46,9 +46,8 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
-
-from ..kernels.cpu import conv as _k
+from .. import kernels
+from ..kernels.conv.reference import crop, offset_slices, pad, window_view
 
 __all__ = [
     "conv", "conv_backward_input", "conv_backward_weight",
@@ -59,6 +58,11 @@ __all__ = [
     "max_pool", "max_pool_with_indices", "max_pool_backward", "avg_pool", "avg_pool_backward",
     "pool_output_shape",
 ]
+
+
+def _conv_kernels():
+    """im2col / col2im / max pooling of the implementation in force (``nnlocal.kernels.use``)."""
+    return kernels.implementation("nnlocal.kernels.conv")
 
 
 # ==================================================================================== geometry
@@ -201,7 +205,7 @@ def im2col(x: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     flattened weight ``(C_out, C/g, *K) -> (C_out, C/g · ΠK)``; the batch is folded into the
     columns so that each group is a single wide GEMM.
     """
-    cols = _k.im2col(x, geom.kernel, geom.stride, geom.pads, geom.dilation, geom.out_spatial)
+    cols = _conv_kernels().im2col(x, geom.kernel, geom.stride, geom.pads, geom.dilation, geom.out_spatial)
     return cols.reshape(geom.groups, cols.shape[0] // geom.groups, cols.shape[1])
 
 
@@ -211,7 +215,7 @@ def col2im(cols: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     ``<im2col(x), c> = <x, col2im(c)>`` for all x, c; overlapping windows add up.
     """
     cols = cols.reshape(cols.shape[0] * cols.shape[1], cols.shape[2])
-    return _k.col2im(cols, geom.in_shape, geom.kernel, geom.stride, geom.pads, geom.dilation, geom.out_spatial)
+    return _conv_kernels().col2im(cols, geom.in_shape, geom.kernel, geom.stride, geom.pads, geom.dilation, geom.out_spatial)
 
 
 def _wmat(weight: np.ndarray, groups: int) -> np.ndarray:
@@ -489,32 +493,6 @@ def pool_output_shape(spatial, kernel_size, stride=None, padding=0, dilation=1, 
     return tuple(out)
 
 
-def _windows(xp, geom):
-    """A read-only strided view ``(B, C, *L, *K)`` of the padded input: no copy."""
-    n = geom.n
-    st = xp.strides
-    shape = xp.shape[:2] + geom.out_spatial + geom.kernel
-    strides = st[:2] + tuple(st[2 + i] * geom.stride[i] for i in range(n)) + \
-        tuple(st[2 + i] * geom.dilation[i] for i in range(n))
-    return as_strided(xp, shape, strides, writeable=False)
-
-
-def _offset_slices(geom, kidx):
-    """Slices of the padded input read by kernel offset ``kidx`` across all output positions."""
-    return tuple(slice(k * d, k * d + s * (L - 1) + 1, s)
-                 for k, d, s, L in zip(kidx, geom.dilation, geom.stride, geom.out_spatial))
-
-
-def _pad(x, geom, value):
-    if all(lo == 0 and hi == 0 for lo, hi in geom.pads):
-        return x
-    return np.pad(x, ((0, 0), (0, 0)) + geom.pads, constant_values=value)
-
-
-def _crop(xp, geom):
-    return xp[(slice(None), slice(None)) + tuple(slice(lo, lo + s) for (lo, _), s in zip(geom.pads, geom.in_shape[2:]))]
-
-
 def max_pool_with_indices(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Max pooling ``(B, C, *S) -> (B, C, *L)`` and the index of each max ``(B, C, *L)`` (int64).
 
@@ -524,7 +502,7 @@ def max_pool_with_indices(x, kernel_size, stride=None, padding=0, dilation=1, ce
     """
     x = _float(x)
     geom, _ = _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool")
-    return _k.max_pool(x, geom.kernel, geom.stride, geom.pads, geom.dilation, geom.out_spatial)
+    return _conv_kernels().max_pool(x, geom.kernel, geom.stride, geom.pads, geom.dilation, geom.out_spatial)
 
 
 def max_pool(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> np.ndarray:
@@ -546,7 +524,7 @@ def max_pool_backward(grad_output, indices, input_shape) -> np.ndarray:
     if indices.size and (indices.dtype.kind not in "iu" or indices.min() < 0 or indices.max() >= plane):
         raise ValueError(f"max_pool_backward: indices must be integers in [0, {plane}) (flat offsets in the "
                          f"input plane), got dtype {indices.dtype} in [{indices.min()}, {indices.max()}]")
-    return _k.max_pool_backward(gy, indices, input_shape)
+    return _conv_kernels().max_pool_backward(gy, indices, input_shape)
 
 
 def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
@@ -560,7 +538,7 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_incl
     x = _float(x)
     geom, p = _pool_args(x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool")
     n = geom.n
-    win = _windows(_pad(x, geom, 0), geom)
+    win = window_view(pad(x, geom.pads), geom.kernel, geom.stride, geom.dilation, geom.out_spatial)
     y = win.sum(axis=tuple(range(2 + n, 2 + 2 * n)))
     return y / _avg_divisor(geom, p, count_include_pad, divisor_override, x.dtype)
 
@@ -593,5 +571,5 @@ def avg_pool_backward(grad_output, input_shape, kernel_size, stride=None, paddin
     Sp = tuple(s + lo + hi for s, (lo, hi) in zip(geom.in_shape[2:], geom.pads))
     dxp = np.zeros(geom.in_shape[:2] + Sp, dtype=gy.dtype)
     for kidx in itertools.product(*(range(k) for k in geom.kernel)):
-        dxp[(Ellipsis,) + _offset_slices(geom, kidx)] += g
-    return _crop(dxp, geom)
+        dxp[(Ellipsis,) + offset_slices(kidx, geom.stride, geom.dilation, geom.out_spatial)] += g
+    return crop(dxp, geom.pads, geom.in_shape[2:])

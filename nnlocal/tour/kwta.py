@@ -13,7 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import nn, optim
 from ..data import DataLoader, load_digits
-from ..kernels.cpu import kwta_k
+from ..methods.kwta.reference import kwta_k
 from ..methods import kwta
 from ..report import new_figure, save_figure
 from . import Row

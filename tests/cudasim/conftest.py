@@ -8,8 +8,10 @@ tests run on the GPU when the flag is left unset and ``NNLOCAL_CUDA_TESTS=1`` is
 The simulator runs every CUDA thread as a Python thread, so the tests use tiny grids (a few blocks of
 at most 16 threads, a handful of steps).
 """
+import importlib
 import os
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -26,18 +28,31 @@ elif SIMULATOR:
     sys.setswitchinterval(5e-4)
 
 
+#: the method folders with CUDA kernels (each has cpu.py and cuda.py with the same functions)
+PACKAGES = ("nnlocal.methods.deep", "nnlocal.methods.eqprop", "nnlocal.methods.pan", "nnlocal.methods.kwta",
+            "nnlocal.methods.butd")
+
+
+def merged(kind: str) -> types.SimpleNamespace:
+    """One namespace with the public functions of every method's ``kind`` module ("cpu" or "cuda")."""
+    ns = {}
+    for pkg in PACKAGES:
+        mod = importlib.import_module(f"{pkg}.{kind}")
+        ns.update({name: getattr(mod, name) for name in mod.__all__})
+    return types.SimpleNamespace(**ns)
+
+
 @pytest.fixture(scope="session")
 def gpu():
-    from nnlocal.kernels import backend
+    from nnlocal.kernels import check_device
 
-    return backend("cuda")
+    check_device("cuda", "tests/cudasim")
+    return merged("cuda")
 
 
 @pytest.fixture(scope="session")
 def cpu():
-    from nnlocal.kernels import backend
-
-    return backend("cpu")
+    return merged("cpu")
 
 
 @pytest.fixture

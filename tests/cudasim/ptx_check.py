@@ -1,4 +1,4 @@
-"""Compile every kernel of :mod:`nnlocal.kernels.cuda` to PTX for a real GPU - no GPU needed.
+"""Compile every kernel of every method's ``cuda.py`` to PTX for a real GPU - no GPU needed.
 
 The simulator runs the kernels as Python and never compiles them, so it cannot catch what only the
 real CUDA target rejects (typing, unsupported features) or a float32 kernel silently computing in
@@ -22,7 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from numba import cuda  # noqa: E402
 from numba import types as T  # noqa: E402
 
-import nnlocal.kernels.cuda as K  # noqa: E402
+import nnlocal.methods.butd.cuda as GALU  # noqa: E402
+import nnlocal.methods.deep.cuda as DEEP  # noqa: E402
+import nnlocal.methods.eqprop.cuda as EP  # noqa: E402
+import nnlocal.methods.kwta.cuda as KWTA  # noqa: E402
+import nnlocal.methods.pan.cuda as PAN  # noqa: E402
 
 
 def _sigs(f):
@@ -32,26 +36,26 @@ def _sigs(f):
     B1, B2, B3 = (T.Array(T.boolean, n, "C") for n in (1, 2, 3))
     i64, b = T.int64, T.boolean
     return {
-        "linear_relax": (K._linear_relax_kernel(ds),
+        "linear_relax": (DEEP._linear_relax_kernel(ds),
                          (F3, F3, F3, F3, i64, i64, i64, f, f, F2, f, f, f, F2, I1, b, F4, b, f, f, F3)),
-        "ep_relax": (K._ep_relax_kernel(ds), (F2, F1, F1, F2, F2, I1, I1, I1, i64, f, f, F2, f, f, F2)),
-        "sum_over_batch": (K._sum_over_batch, (F2, f, F1)),
-        "stdp": (K._stdp_kernel, (F4, I1, f, f, F3)),
-        "ep_elementwise": (K._ep_elementwise_kernel, (F2, F2, f, f, F2, i64, f, f, F2)),
-        "pan_batch_gate": (K._batch_gate_kernel(ds), (F2, F1, F1, f, f, f, B1)),
-        "pan_sample_gate 16x16": (K._sample_gate_kernel(ds, 16, 16), (F2, F2, F1, f, f, B2)),
-        "pan_sample_gate 2x128": (K._sample_gate_kernel(ds, 2, 128), (F2, F2, F1, f, f, B2)),
-        "pan_bias_threshold": (K._bias_threshold_kernel, (F2, F1, f, B2)),
-        "pan_sample_forward": (K._sample_forward_kernel, (B3, F2, F2, F1, F2)),
-        "pan_sample_backward (w)": (K._sample_backward_w_kernel, (B3, F2, F2, f, F2)),
-        "pan_sample_backward (x)": (K._sample_backward_x_kernel, (B3, F2, F2, f, F2)),
-        "pan_sample_gate_grad": (K._sample_gate_grad_kernel, (F2, F2, F2, F3)),
-        "pan_add_outer": (K._add_outer_kernel, (F2, F1, F1)),
-        "galu (float gate)": (K._galu_kernel, (F1, F1, b, f, F1)),
-        "galu (int gate)": (K._galu_kernel, (F1, I1, b, f, F1)),
-        "galu (bool gate)": (K._galu_kernel, (F1, B1, b, f, F1)),
-        "kwta select": (K._kwta_kernel, (F2, i64, f, f, F1, F1, F1, I1, I1)),
-        "kwta winners": (K._winners_kernel, (F2, F1, B2)),
+        "ep_relax": (EP._ep_relax_kernel(ds), (F2, F1, F1, F2, F2, I1, I1, I1, i64, f, f, F2, f, f, F2)),
+        "sum_over_batch": (EP._sum_over_batch, (F2, f, F1)),
+        "stdp": (DEEP._stdp_kernel, (F4, I1, f, f, F3)),
+        "ep_elementwise": (EP._ep_elementwise_kernel, (F2, F2, f, f, F2, i64, f, f, F2)),
+        "pan_batch_gate": (PAN._batch_gate_kernel(ds), (F2, F1, F1, f, f, f, B1)),
+        "pan_sample_gate 16x16": (PAN._sample_gate_kernel(ds, 16, 16), (F2, F2, F1, f, f, B2)),
+        "pan_sample_gate 2x128": (PAN._sample_gate_kernel(ds, 2, 128), (F2, F2, F1, f, f, B2)),
+        "pan_bias_threshold": (PAN._bias_threshold_kernel, (F2, F1, f, B2)),
+        "pan_sample_forward": (PAN._sample_forward_kernel, (B3, F2, F2, F1, F2)),
+        "pan_sample_backward (w)": (PAN._sample_backward_w_kernel, (B3, F2, F2, f, F2)),
+        "pan_sample_backward (x)": (PAN._sample_backward_x_kernel, (B3, F2, F2, f, F2)),
+        "pan_sample_gate_grad": (PAN._sample_gate_grad_kernel, (F2, F2, F2, F3)),
+        "pan_add_outer": (PAN._add_outer_kernel, (F2, F1, F1)),
+        "galu (float gate)": (GALU._galu_kernel, (F1, F1, b, f, F1)),
+        "galu (int gate)": (GALU._galu_kernel, (F1, I1, b, f, F1)),
+        "galu (bool gate)": (GALU._galu_kernel, (F1, B1, b, f, F1)),
+        "kwta select": (KWTA._kwta_kernel, (F2, i64, f, f, F1, F1, F1, I1, I1)),
+        "kwta winners": (KWTA._winners_kernel, (F2, F1, B2)),
     }
 
 

@@ -110,7 +110,6 @@ def test_stdp_accumulate_matches_cpu(gpu, cpu, rng):
     n_steps = np.array([3, 1])
     expected = cpu.stdp_accumulate(traj, n_steps, 0.2, 0.9)
     assert_close(gpu.stdp_accumulate(traj, n_steps, 0.2, 0.9), expected)
-    assert_close(gpu.stdp_accumulate_numba(traj, n_steps, 0.2, 0.9), expected)
 
 
 # ------------------------------------------------------------------------------------------------

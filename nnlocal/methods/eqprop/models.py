@@ -23,7 +23,7 @@ Dynamics (the code's discrete step, synchronous over all layers, ε = step size)
 
 ρ' is taken as 1 on the closed interval [0, 1] (Theano's clip gradient), so on the state space, where
 ρ(h) = h, this is ``h_k <- clip(h_k + ε (d_k - h_k))`` with the drive ``d_k`` above - what the kernels
-(:mod:`nnlocal.kernels.cpu.relax`) compute. The input drive ``x W_0`` is hoisted out of the loop.
+(:mod:`nnlocal.methods.eqprop.reference`) compute. The input drive ``x W_0`` is hoisted out of the loop.
 
 Learning: after a free phase (β = 0, ``n_free`` steps) reaching s⁰ and a nudged phase (``n_nudged``
 steps from s⁰) reaching s^β, with per-layer learning rates α_k and the batch mean,
@@ -59,9 +59,10 @@ import time
 
 import numpy as np
 
-from .._checks import check_finite
-from .._rng import get_rng
-from ..kernels import backend, check_device
+from ..._checks import check_finite
+from ..._rng import get_rng
+from ... import kernels
+from ...kernels import check_device
 
 __all__ = ["EPNet", "rho", "SCELLIER_NET1"]
 
@@ -131,7 +132,6 @@ class EPNet:
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"EPNet: sizes must list at least an input and an output size, got {sizes}")
         self.device = check_device(device, "EPNet")
-        backend(self.device)   # fail at construction, with an actionable message, if CUDA is missing
         self.sizes = sizes
         self.dtype = np.dtype(dtype)
         self.rng = get_rng(rng)
@@ -231,7 +231,7 @@ class EPNet:
         return "blas" if (self._big_coupling and batch >= self.BLAS_MIN_BATCH) else "fused"
 
     def _relax_driven(self, c, s, steps, eps, beta, target):
-        K = backend(self.device)
+        K = kernels.implementation(__package__, self.device)
         if self.kernel_for(s.shape[0]) == "fused":
             return K.ep_relax(c, self._vt, self._b, s, self.sizes[1:], steps, eps, beta, target)
         return K.ep_relax_blas(c, [VT.T for VT in self._VT], self._b, s, self.sizes[1:], steps, eps, beta, target)

@@ -83,14 +83,14 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..nn.activations import get_activation
-from ..nn.init import xavier_uniform
-from ..nn.layers import Linear
-from ..nn.module import Module, Parameter
-from ..nn.recurrent import GRU, LSTM, RNN
+from ...nn.activations import get_activation
+from ...nn.init import xavier_uniform
+from ...nn.layers import Linear
+from ...nn.module import Module, Parameter
+from ...nn.recurrent import GRU, LSTM, RNN
 
 try:  # the convolution layers live in nnlocal.nn.conv
-    from ..nn.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d, ConvTranspose3d
+    from ...nn.conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d, ConvTranspose3d
 except ImportError:  # pragma: no cover - only while the conv module is missing
     Conv1d = Conv2d = Conv3d = ConvTranspose2d = ConvTranspose3d = None
 
@@ -172,7 +172,7 @@ def keras_init_(module: Module, rng=None) -> Module:
     (fans as in torch/Keras: fan_in = in·Πk, fan_out = out·Πk), every ``*bias`` zeros. Recurrent
     ``weight_ih/hh`` are drawn the same way (Keras would use an orthogonal recurrent kernel).
     """
-    from .._rng import get_rng
+    from ..._rng import get_rng
 
     rng = get_rng(rng)
     for name, p in module.named_parameters():
@@ -317,7 +317,7 @@ class _AutoRot(_ARPParams):
     def _q_forward(self, x, *args, **kwargs):
         """q ``(1, *out)`` and what ``_q_backward`` needs (the caches of A on the constant input)."""
         if x.ndim != len(self._batched_shape()):
-            from .._checks import shape_error
+            from ..._checks import shape_error
             raise shape_error(repr(self), self._batched_shape_str(), x.shape)
         q = super().forward(self._const_input(x.shape, x.dtype), *args, **kwargs)
         return q, self._snapshot()
@@ -541,7 +541,7 @@ if Conv2d is not None:
         def __init__(self, in_channels, out_channels, kernel_size, depth_multiplier=1, stride=1, padding=0,
                      dilation=1, bias=True, rng=None, dtype=np.float32):
             super().__init__()
-            from .._rng import get_rng
+            from ..._rng import get_rng
 
             rng = get_rng(rng)
             self.in_channels, self.out_channels = int(in_channels), int(out_channels)

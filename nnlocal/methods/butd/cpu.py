@@ -1,4 +1,4 @@
-r"""GaLU gating of the BU-TD networks (:mod:`nnlocal.methods.butd`), the one place it is computed.
+r"""Numba twin of :mod:`nnlocal.methods.butd.reference`: GaLU gating in one pass.
 
 GaLU (gated linear unit) passes a value where its *gate* is strictly positive and blocks it
 elsewhere; with ``relu=True`` the value is rectified first (the BU pass's ReLU followed by GaLU):
@@ -15,15 +15,14 @@ function:
 
 ``x`` and ``c`` have the same shape (any rank). :func:`galu` is a Numba loop over the flattened
 arrays that reads each input once and writes the output once (no boolean temporary);
-:func:`galu_reference` is the plain-NumPy version the tests compare it with. A CUDA path only has
-to provide :func:`galu` with the same signature.
+:func:`nnlocal.methods.butd.reference.galu` is the plain-NumPy twin the tests compare it with.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-__all__ = ["galu", "galu_reference"]
+__all__ = ["galu"]
 
 
 @njit(cache=True)
@@ -58,10 +57,3 @@ def galu(x: np.ndarray, gate: np.ndarray, relu: bool = False, out: np.ndarray | 
         raise ValueError("galu: out must be a C-contiguous array of the input's shape and dtype")
     (_relu_galu_flat if relu else _galu_flat)(xf, cf, out.reshape(-1))
     return out
-
-
-def galu_reference(x: np.ndarray, gate: np.ndarray, relu: bool = False) -> np.ndarray:
-    """NumPy reference of :func:`galu`."""
-    if relu:
-        x = np.maximum(x, 0)
-    return np.where(gate > 0, x, np.zeros((), dtype=x.dtype))

@@ -74,11 +74,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import DivergenceError
-from .._rng import get_rng
-from ..data.synthetic import logic_gate as _data_logic_gate
-from ..kernels import backend, check_device
-from ..kernels.cpu.relax import asym_ep_linear_operator, deep_linear_operator
+from ..._checks import DivergenceError
+from ..._rng import get_rng
+from ...data.synthetic import logic_gate as _data_logic_gate
+from ... import kernels
+from ...kernels import check_device
+from .reference import asym_ep_linear_operator, deep_linear_operator
 
 __all__ = ["DEEPNet", "AsymEPNet", "fit_many", "logic_gate", "complete_mask", "layered_mask",
            "boltzmann_sparsify", "gershgorin", "NOTEBOOK_HPARAMS", "SPARSITY_HPARAMS", "mse", "classification_error"]
@@ -223,7 +224,6 @@ class _DirectedNet:
     def __init__(self, n_in: int, hidden, n_out: int, layered: bool = False, one_hot: bool = False,
                  clip: bool = True, init_std: float = 0.05, rng=None, dtype=np.float64, device: str = "cpu"):
         self.device = check_device(device, type(self).__name__)
-        backend(self.device)   # fail at construction, with an actionable message, if CUDA is missing
         hidden = [int(hidden)] if np.isscalar(hidden) else [int(h) for h in hidden]
         if n_in < 1 or n_out < 1 or any(h < 1 for h in hidden):
             raise ValueError(f"{type(self).__name__}: sizes must be positive, got n_in={n_in}, "
@@ -310,7 +310,7 @@ class _DirectedNet:
     def _relax_op(self, M, c, s, steps, dt, beta, target, stop, traj=None):
         """The one call of the relaxation kernel (hoisted operator ``M``, ``c``; S nets in ``s``)."""
         lo, hi = self._bounds
-        return backend(self.device).linear_relax(M, c, s, self.n_x, self.n_out, int(steps), dt, beta, target,
+        return kernels.implementation(__package__, self.device).linear_relax(M, c, s, self.n_x, self.n_out, int(steps), dt, beta, target,
                                                  lo, hi, stop, traj)
 
     def _relax_stack(self, W, b, s, steps, dt, beta, target, stop, traj=None):
@@ -552,7 +552,7 @@ def fit_many(nets, X, Y, epochs: int = 200, T1: int = 1000, T2: int = 1000, dt: 
             free = s.copy()
             tr = traj[:k] if net0.uses_stdp else None   # DEEP's STDP needs the nudged trajectory
             res_n, n_n = net0._relax_op(M, c, s, T2, dt, beta, Yt, stop, tr)
-            raw = (backend(net0.device).stdp_accumulate(tr, n_n, beta0, beta1)   # one GEMM per net on the CPU
+            raw = (kernels.implementation(__package__, net0.device).stdp_accumulate(tr, n_n, beta0, beta1)   # one GEMM per net on the CPU
                    if net0.uses_stdp else None)
             # the learning update, L1 and the constraints for all nets at once
             dW, db = net0._learning_update(W, free, s, raw, hp)

@@ -11,7 +11,7 @@ distributed representations* (SDRs), which are classified by the nearest binaris
 Shapes: x ``(B, D)`` or any ``(B, d1, d2, ...)`` (a conv map ``(B, C, H, W)`` is flattened per
 sample, D = C·H·W, and the threshold is broadcast back); the output has the input's shape and dtype.
 
-Threshold (one place, :func:`nnlocal.kernels.cpu.kwta_threshold`, partial selection):
+Threshold (one place, :func:`nnlocal.methods.kwta.reference.kwta_threshold`, partial selection):
 
 .. math::  k = \lceil s D\rceil \;(k = D \to D-1 \text{ with a warning}),\qquad
            \theta_b = \tfrac12\,(x_{b,(k)} + x_{b,(k+1)})
@@ -62,13 +62,14 @@ import warnings
 import numpy as np
 import scipy.sparse
 
-from .._checks import check_float_array, check_grad_output, shape_error
-from .._rng import get_rng
-from ..kernels import backend, check_device
-from ..kernels.cpu import kwta as _cpu_kernels
-from ..nn.activations import Hardsigmoid, ReLU, Sigmoid, sigmoid
-from ..nn.layers import Linear
-from ..nn.module import Module, Sequential
+from ..._checks import check_float_array, check_grad_output, shape_error
+from ..._rng import get_rng
+from ... import kernels
+from ...kernels import check_device
+from .reference import kwta_k
+from ...nn.activations import Hardsigmoid, ReLU, Sigmoid, sigmoid
+from ...nn.layers import Linear
+from ...nn.module import Module, Sequential
 
 __all__ = ["KWinnersTakeAll", "KWinnersTakeAllSoft", "WinnerTakeAll", "SynapticScaling", "KWTAScheduler",
            "compile_kwta", "TripletCosineLoss", "TripletLossSampler", "sample_triplets", "binary_centroids",
@@ -77,16 +78,9 @@ __all__ = ["KWinnersTakeAll", "KWinnersTakeAllSoft", "WinnerTakeAll", "SynapticS
 _SIGMOID, _HARDSIGMOID = Sigmoid(), Hardsigmoid()   # stateless: only their fn/grad are used
 
 
-def _check_device(layer: str, device: str) -> str:
-    """'cpu' or 'cuda'; asking for 'cuda' without a GPU (or the simulator) fails here, at construction."""
-    device = check_device(device, layer)
-    backend(device)
-    return device
-
-
 def _kernels(device: str):
-    """The kernel module computing thresholds for ``device`` (kernels.cpu.kwta or kernels.cuda)."""
-    return _cpu_kernels if device == "cpu" else backend(device)
+    """The module computing the thresholds for ``device`` (reference, cpu or cuda)."""
+    return kernels.implementation(__package__, device)
 
 
 def _flatten(layer: str, x: np.ndarray) -> np.ndarray:
@@ -110,7 +104,7 @@ class KWinnersTakeAll(Module):
     def __init__(self, sparsity: float = 0.05, device: str = "cpu"):
         super().__init__()
         self.sparsity = sparsity
-        self.device = _check_device(type(self).__name__, device)
+        self.device = check_device(device, type(self).__name__)
 
     @property
     def sparsity(self) -> float:
@@ -127,7 +121,7 @@ class KWinnersTakeAll(Module):
 
     def k(self, n_units: int) -> int:
         """Winners per sample for ``n_units`` units per sample."""
-        return _cpu_kernels.kwta_k(self.sparsity, n_units)   # device-independent
+        return kwta_k(self.sparsity, n_units)   # device-independent
 
     def threshold(self, x2: np.ndarray, return_boundary: bool = False):
         """θ ``(B,)`` of flattened ``x2`` ``(B, D)`` (and the boundary indices, see the kernel)."""
@@ -207,7 +201,7 @@ class WinnerTakeAll(Module):
 
     def __init__(self, device: str = "cpu"):
         super().__init__()
-        self.device = _check_device("WinnerTakeAll", device)
+        self.device = check_device(device, "WinnerTakeAll")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x2 = _flatten(repr(self), x)

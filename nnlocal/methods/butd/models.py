@@ -65,20 +65,20 @@ Where nnlocal departs from the original
 * **Extension** ``TaskBUTDNet(train_task_head=True)``: the original never trains its task head
   (its TD pass runs under no_grad and GaLU passes no gradient to its gate). nnlocal can train it
   with a straight-through estimator through the gates; see :class:`TaskBUTDNet`.
-* ``device="cuda"`` runs the GaLU gating of the BU and TD passes on the GPU (:mod:`nnlocal.kernels.cuda`);
+* ``device="cuda"`` runs the GaLU gating of the BU and TD passes on the GPU (:mod:`nnlocal.methods.butd.cuda`);
   the convolutions, matrix products and the task-head STE stay on the CPU, so it only proves the kernel.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import nn
-from .._checks import check_float_array, shape_error
-from .._rng import get_rng
-from ..kernels import backend, check_device
-from ..kernels.cpu.galu import galu as _galu_kernel
-from ..nn import functional as F
-from ..nn.init import kaiming_uniform, uniform
+from ... import nn
+from ..._checks import check_float_array, shape_error
+from ..._rng import get_rng
+from ... import kernels
+from ...kernels import check_device
+from ...nn import functional as F
+from ...nn.init import kaiming_uniform, uniform
 
 __all__ = [
     "galu", "BUTDLinear", "BUTDConv2d", "BUTDFlatten", "BUTDSequential", "BUTDBasicBlock", "depthwise_pool",
@@ -89,13 +89,6 @@ __all__ = [
 
 #: The top-down weight settings: see the module docstring.
 TOP_DOWN_MODES = ("shared", "separate", "symmetric", "fa")
-
-
-def _check_device(device: str, who: str) -> str:
-    """'cpu' or 'cuda'; asking for 'cuda' without a GPU (or the simulator) fails here, at construction."""
-    device = check_device(device, who)
-    backend(device)
-    return device
 
 
 def _check_float(module, x, name: str = "input") -> None:
@@ -119,7 +112,7 @@ def galu(x: np.ndarray, gate: np.ndarray, relu: bool = False) -> np.ndarray:
 
     ``x`` and ``gate`` have the same shape. The gate is a mask: no gradient flows to it.
     """
-    return _galu_kernel(x, gate, relu)
+    return kernels.implementation(__package__).galu(x, gate, relu)
 
 
 def _relu(x: np.ndarray) -> np.ndarray:
@@ -142,7 +135,7 @@ class _BUTD:
     _record = False          # set by TaskBUTDNet(train_task_head=True): keep what the STE needs
 
     def _butd_setup(self, device: str) -> None:
-        self.device = _check_device(device, type(self).__name__)
+        self.device = check_device(device, type(self).__name__)
         self.bu_neurons = None      # input of the last BU pass
         self.td_neurons = None      # input of the last TD pass (TD activity at the output side)
         self.td_output = None       # output of the last TD pass
@@ -152,9 +145,7 @@ class _BUTD:
     def _galu(self, x: np.ndarray, gate: np.ndarray, relu: bool = False) -> np.ndarray:
         """:func:`galu` on ``self.device`` (the CUDA kernel round-trips the arrays: the convolutions
         and matrix products of BU-TD stay on the CPU)."""
-        if self.device == "cpu":
-            return galu(x, gate, relu)
-        return backend(self.device).galu(x, gate, relu)
+        return kernels.implementation(__package__, self.device).galu(x, gate, relu)
 
     def _activate(self, z: np.ndarray, non_linear: bool, lateral: bool) -> np.ndarray:
         """BU output of pre-activation ``z``: optional ReLU, then optional GaLU by ``td_neurons``."""

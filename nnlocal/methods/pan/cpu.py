@@ -1,4 +1,4 @@
-r"""PAN gated-product kernels (Perceptron Activation Networks, :mod:`nnlocal.methods.pan`).
+r"""Numba twins of :mod:`nnlocal.methods.pan.reference` (selected by ``nnlocal.kernels.use("numba")``).
 
 A PAN layer with n inputs and m outputs has one teacher unit per student weight: teacher weights
 TW ``(m·n, n)``, teacher biases Tb ``(m·n,)``; gate k = j·n + i opens student weight SW[j, i].
@@ -19,28 +19,19 @@ With a batch gate the masked product itself needs no kernel: W_eff = o ⊙ SW is
 (48,000 for 400→120, a few tens of microseconds in NumPy) and y = x W_effᵀ + Sb, gᵀx and g W_eff
 are small BLAS GEMMs; the gate's pass over TW is what costs.
 
-Masks are ``numpy.bool_`` arrays. Every kernel has a plain-NumPy reference (``*_ref``) beside it;
-``tests/test_pan.py`` checks that each pair agrees. Speed (``benchmarks/bench_pan.py``, one
+Masks are ``numpy.bool_`` arrays. ``tests/test_pan.py`` checks each against its reference. Speed (``benchmarks/bench_pan.py``, one
 thread, 400→120 float32, TW = 76.8 MB): the fused gate runs within about 1.2–1.4× of a bare Numba
 read of TW (the single-thread memory-stream limit of the 2-core machine, ≈ 13–14 GB/s) and
 1.3–1.6× faster than BLAS ``sgemv`` followed by a NumPy threshold.
 """
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
-__all__ = [
-    "pan_batch_gate", "pan_batch_gate_ref",
-    "pan_bias_threshold", "pan_bias_threshold_ref",
-    "pan_sample_forward", "pan_sample_forward_ref",
-    "pan_sample_backward", "pan_sample_backward_ref",
-    "pan_sample_gate_grad", "pan_sample_gate_grad_ref",
-    "pan_add_outer", "pan_add_outer_ref",
-]
+__all__ = ["pan_batch_gate", "pan_bias_threshold", "pan_sample_forward", "pan_sample_backward",
+           "pan_sample_gate_grad", "pan_add_outer"]
 
 
-# --------------------------------------------------------------------------- batch gate (GEMV + threshold)
 @njit(cache=True, fastmath=True)
 def pan_batch_gate(tw, s, tb, tb_scale, threshold, mask):
     """mask[k] = (TW[k] · s + tb_scale·Tb[k] > threshold), streaming TW once.
@@ -60,12 +51,6 @@ def pan_batch_gate(tw, s, tb, tb_scale, threshold, mask):
     return mask
 
 
-def pan_batch_gate_ref(tw, s, tb, tb_scale, threshold):
-    """NumPy reference of :func:`pan_batch_gate` (BLAS GEMV, then the threshold)."""
-    return tw @ s + tb_scale * tb > threshold
-
-
-# --------------------------------------------------------------------------- per-sample gate
 @njit(cache=True)
 def pan_bias_threshold(tz, tb, threshold, mask):
     """mask[b, k] = (tz[b, k] + tb[k] > threshold); tz ``(B, K)`` = x TWᵀ from BLAS, mask ``(B, K)``."""
@@ -74,10 +59,6 @@ def pan_bias_threshold(tz, tb, threshold, mask):
         for k in range(K):
             mask[b, k] = tz[b, k] + tb[k] > threshold
     return mask
-
-
-def pan_bias_threshold_ref(tz, tb, threshold):
-    return tz + tb > threshold
 
 
 @njit(cache=True)
@@ -95,10 +76,6 @@ def pan_sample_forward(mask, sw, x, sb, y):
                     acc += sw[j, i] * x[b, i]
             y[b, j] = acc
     return y
-
-
-def pan_sample_forward_ref(mask, sw, x, sb):
-    return np.einsum("bji,ji,bi->bj", mask.astype(sw.dtype), sw, x) + sb
 
 
 @njit(cache=True)
@@ -121,12 +98,6 @@ def pan_sample_backward(mask, sw, x, g, gsw, gx):
     return gsw, gx
 
 
-def pan_sample_backward_ref(mask, sw, x, g):
-    mf = mask.astype(sw.dtype)
-    return np.einsum("bj,bji,bi->ji", g, mf, x), np.einsum("bj,bji,ji->bi", g, mf, sw)
-
-
-# --------------------------------------------------------------------------- straight-through teacher
 @njit(cache=True)
 def pan_sample_gate_grad(sw, x, g, out):
     """out[b, j, i] = g[b, j]·sw[j, i]·x[b, i] = dL/do_{b,j,i} for per-sample gates; out ``(B, m, n)``."""
@@ -139,10 +110,6 @@ def pan_sample_gate_grad(sw, x, g, out):
     return out
 
 
-def pan_sample_gate_grad_ref(sw, x, g):
-    return g[:, :, None] * sw[None, :, :] * x[:, None, :]
-
-
 @njit(cache=True, fastmath=True)
 def pan_add_outer(G, u, v):
     """G += u ⊗ v in place (G ``(K, n)``, u ``(K,)``, v ``(n,)``): no ``(K, n)`` temporary."""
@@ -152,7 +119,3 @@ def pan_add_outer(G, u, v):
         for i in range(n):
             G[k, i] += uk * v[i]
     return G
-
-
-def pan_add_outer_ref(G, u, v):
-    return G + np.outer(u, v)

@@ -1,94 +1,30 @@
-r"""im2col / col2im and max pooling for N-d convolutions: Numba kernels and their NumPy references.
+r"""Numba twins of :mod:`nnlocal.kernels.conv.reference` (selected by ``nnlocal.kernels.use("numba")``).
 
-Shapes (n spatial axes, ``K`` kernel, ``L`` output positions, ``pads = ((lo, hi), ...)``)::
-
-    im2col : x (B, C, *S)  ->  cols (C·ΠK, B·ΠL)
-             cols[(c, k), (b, l)] = x[b, c, l·s + k·d - lo]      (0 outside x: zero padding)
-    col2im : cols (C·ΠK, B·ΠL)  ->  x (B, C, *S), the adjoint (scatter-add; windows overlap)
-
-The batch sits *inside* the columns, so a convolution over the whole batch is one wide GEMM per
-group, ``(C_out/g, C/g·ΠK) @ (C/g·ΠK, B·ΠL)``, instead of B small ones (the row index (c, k)
-matches a flattened torch weight ``(C_out, C/g, *K)``).
-
-``*_ref`` are the readable NumPy versions (a strided window view; a loop over the ΠK kernel
-offsets). ``*_nb`` are Numba loops over a 3-d view (1-d and 2-d inputs get unit axes). The
-dispatchers use Numba for n <= 3, which measured faster on LeNet- and ResNet-sized layers (one
-thread, float32):
+Numba loops over a 3-d view (1-d and 2-d inputs get unit axes); inputs with more than 3 spatial
+axes fall back to the reference. Measured faster than the references on LeNet- and ResNet-sized
+layers (one thread, float32):
 
 * ``im2col``: about 2x faster than NumPy's strided copy (the rows are short: ow = 10..30);
 * ``col2im``: 3-5x faster than the NumPy ``+=`` loop over kernel offsets;
 * ``max_pool`` / ``max_pool_backward``: one pass for max and argmax, no window copy; the
   backward is a scatter-add by index.
+
+The kernels work on a *padded* array (np.pad for im2col, a zero buffer cropped afterwards for
+col2im), so every index is in range and the loops need no tests. Indices are cast to unsigned
+(``U``): for a signed index Numba adds a negative-index wraparound test to every access, which
+blocks vectorisation; unsigned indices made both kernels 2-5x faster here.
 """
 from __future__ import annotations
-
-import itertools
 
 import numpy as np
 from numba import njit
 from numba import uint64 as U
-from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["im2col", "col2im", "im2col_ref", "col2im_ref", "im2col_nb", "col2im_nb",
-           "max_pool", "max_pool_backward", "max_pool_ref", "max_pool_backward_ref", "max_pool_nb",
-           "max_pool_backward_nb"]
+from . import reference
+from .reference import crop, pad
 
+__all__ = ["im2col", "col2im", "max_pool", "max_pool_backward"]
 
-# ============================================================================ NumPy references
-def _padded(x, pads, value=0.0):
-    if all(lo == 0 and hi == 0 for lo, hi in pads):
-        return x
-    return np.pad(x, ((0, 0), (0, 0)) + tuple(pads), constant_values=value)
-
-
-def _window_view(xp, kernel, stride, dilation, out_spatial):
-    """Read-only strided view ``(B, C, *L, *K)`` of a padded input (no copy)."""
-    n = len(kernel)
-    st = xp.strides
-    return as_strided(xp, xp.shape[:2] + tuple(out_spatial) + tuple(kernel),
-                      st[:2] + tuple(st[2 + i] * stride[i] for i in range(n))
-                      + tuple(st[2 + i] * dilation[i] for i in range(n)), writeable=False)
-
-
-def _offset_slices(kidx, stride, dilation, out_spatial):
-    """Slices of the padded input that kernel offset ``kidx`` reads across all output positions."""
-    return tuple(slice(k * d, k * d + s * (L - 1) + 1, s) for k, d, s, L in zip(kidx, dilation, stride, out_spatial))
-
-
-def _crop(xp, pads, spatial):
-    return xp[(slice(None), slice(None)) + tuple(slice(lo, lo + s) for (lo, _), s in zip(pads, spatial))]
-
-
-def im2col_ref(x, kernel, stride, pads, dilation, out_spatial):
-    """NumPy reference: pad, strided window view ``(B, C, *L, *K)``, reorder to (C, K, B, L) and copy."""
-    n = len(kernel)
-    B, C = x.shape[:2]
-    win = _window_view(_padded(x, pads), kernel, stride, dilation, out_spatial)
-    order = (1,) + tuple(range(2 + n, 2 + 2 * n)) + (0,) + tuple(range(2, 2 + n))
-    return win.transpose(order).reshape(C * int(np.prod(kernel)), B * int(np.prod(out_spatial)))
-
-
-def col2im_ref(cols, in_shape, kernel, stride, pads, dilation, out_spatial):
-    """NumPy reference: one strided ``+=`` per kernel offset into a padded buffer, then crop."""
-    n = len(kernel)
-    B, C = in_shape[:2]
-    S = tuple(in_shape[2:])
-    Sp = tuple(s + lo + hi for s, (lo, hi) in zip(S, pads))
-    xp = np.zeros((B, C) + Sp, dtype=cols.dtype)
-    c6 = cols.reshape((C,) + tuple(kernel) + (B,) + tuple(out_spatial))
-    for kidx in itertools.product(*(range(k) for k in kernel)):
-        block = c6[(slice(None),) + kidx]                            # (C, B, *L)
-        xp[(slice(None), slice(None)) + _offset_slices(kidx, stride, dilation, out_spatial)] += \
-            block.transpose((1, 0) + tuple(range(2, 2 + n)))
-    return _crop(xp, pads, S)
-
-
-# ============================================================================ Numba kernels (3-d)
-#
-# The kernels work on a *padded* array (np.pad for im2col, a zero buffer cropped afterwards for
-# col2im), so every index is in range and the loops need no tests. Indices are cast to unsigned
-# (``U``): for a signed index Numba adds a negative-index wraparound test to every access, which
-# blocks vectorisation; unsigned indices made both kernels 2-5x faster here.
 
 @njit(cache=True)
 def _im2col3(xp, cols, kd, kh, kw, sd, sh, sw, dd, dh, dw):  # pragma: no cover - jitted
@@ -150,22 +86,22 @@ def _params3(kernel, stride, dilation):
     return (*_as3(kernel, 1), *_as3(stride, 1), *_as3(dilation, 1))
 
 
-def im2col_nb(x, kernel, stride, pads, dilation, out_spatial):
-    """Numba im2col (n <= 3) of ``np.pad(x)``: same result as :func:`im2col_ref`.
+def _im2col(x, kernel, stride, pads, dilation, out_spatial):
+    """Numba im2col (n <= 3) of ``np.pad(x)``: same result as :func:`reference.im2col`.
 
     Output allocated by NumPy: large arrays allocated inside a jitted function were several
     times slower to fill here (fresh pages on every call).
     """
     B, C = x.shape[:2]
-    xp = np.ascontiguousarray(_padded(x, pads))
+    xp = np.ascontiguousarray(pad(x, pads))
     xp5 = xp.reshape((B, C) + _as3(xp.shape[2:], 1))
     cols = np.empty((C * int(np.prod(kernel)), B) + _as3(out_spatial, 1), dtype=x.dtype)
     _im2col3(xp5, cols, *_params3(kernel, stride, dilation))
     return cols.reshape(cols.shape[0], B * int(np.prod(out_spatial)))
 
 
-def col2im_nb(cols, in_shape, kernel, stride, pads, dilation, out_spatial):
-    """Numba col2im (n <= 3): same result as :func:`col2im_ref` (into a padded buffer, then cropped)."""
+def _col2im(cols, in_shape, kernel, stride, pads, dilation, out_spatial):
+    """Numba col2im (n <= 3): same result as :func:`reference.col2im` (into a padded buffer, then cropped)."""
     B, C = in_shape[:2]
     S = tuple(in_shape[2:])
     Sp = tuple(s + lo + hi for s, (lo, hi) in zip(S, pads))
@@ -175,38 +111,7 @@ def col2im_nb(cols, in_shape, kernel, stride, pads, dilation, out_spatial):
     xp = xp.reshape((B, C) + Sp)
     if Sp == S:
         return xp
-    return np.ascontiguousarray(_crop(xp, pads, S))
-
-
-# ============================================================================ max pooling
-#
-# Indices follow torch's ``return_indices``: the flat offset of the chosen entry inside its
-# (unpadded) input plane, ``(z·H + y)·W + x``, so backward is a plain scatter-add per plane.
-
-def max_pool_ref(x, kernel, stride, pads, dilation, out_spatial):
-    """NumPy reference: -inf padding, window view, ``argmax`` over the flattened window.
-
-    Returns ``y (B, C, *L)`` and the flat in-plane index of each max ``(B, C, *L)`` (int64);
-    ties go to the first maximum in row-major window order.
-    """
-    n = len(kernel)
-    win = _window_view(_padded(x, pads, -np.inf), kernel, stride, dilation, out_spatial)
-    flat = win.reshape(win.shape[: 2 + n] + (-1,))
-    k = np.unravel_index(flat.argmax(axis=-1), kernel)                  # window-local offsets per axis
-    grid = np.meshgrid(*(np.arange(L) for L in out_spatial), indexing="ij")
-    pos = [g * s + kk * d - lo for g, s, kk, d, (lo, _) in zip(grid, stride, k, dilation, pads)]
-    idx = np.ravel_multi_index(pos, x.shape[2:], mode="clip")             # clip: only all -inf windows
-    y = np.take_along_axis(flat, flat.argmax(axis=-1)[..., None], axis=-1)[..., 0]
-    return y, idx.astype(np.int64)
-
-
-def max_pool_backward_ref(gy, idx, in_shape):
-    """NumPy reference: ``dx[b, c].flat[idx[b, c, l]] += gy[b, c, l]`` (``np.add.at`` handles repeats)."""
-    B, C = in_shape[:2]
-    dx = np.zeros((B * C, int(np.prod(in_shape[2:]))), dtype=gy.dtype)
-    rows = np.repeat(np.arange(B * C), int(np.prod(gy.shape[2:])))
-    np.add.at(dx, (rows, idx.reshape(-1)), gy.reshape(-1))
-    return dx.reshape(tuple(in_shape))
+    return np.ascontiguousarray(crop(xp, pads, S))
 
 
 def _out_range(off, s, size, out):
@@ -279,11 +184,11 @@ def _max_pool_bwd(gy, idx, dx):  # pragma: no cover - jitted
     return dx
 
 
-def max_pool_nb(x, kernel, stride, pads, dilation, out_spatial):
+def _max_pool(x, kernel, stride, pads, dilation, out_spatial):
     """Numba max pooling (n <= 3): one pass for the max and its in-plane index, no window copy.
 
     The valid taps of every window are precomputed per axis, so padding is skipped (never read),
-    which matches :func:`max_pool_ref` except in corner cases: an all -inf window points at its
+    which matches :func:`reference.max_pool` except in corner cases: an all -inf window points at its
     first *real* entry (as torch), and the last NaN in a window wins (torch's CPU loop; NumPy's
     argmax takes the first).
     """
@@ -304,7 +209,7 @@ def max_pool_nb(x, kernel, stride, pads, dilation, out_spatial):
     return y.reshape(shape), idx.reshape(shape)
 
 
-def max_pool_backward_nb(gy, idx, in_shape):
+def max_pool_backward(gy, idx, in_shape):
     """Numba scatter-add of ``gy`` to the in-plane indices."""
     B, C = in_shape[:2]
     dx = np.zeros((B * C, int(np.prod(in_shape[2:]))), dtype=gy.dtype)
@@ -314,28 +219,22 @@ def max_pool_backward_nb(gy, idx, in_shape):
     return dx.reshape(tuple(in_shape))
 
 
-# ============================================================================ dispatch
 def im2col(x, kernel, stride, pads, dilation, out_spatial):
-    """``(B, C, *S) -> (C·ΠK, B·ΠL)``; Numba for n <= 3, else the NumPy reference."""
+    """``(B, C, *S) -> (C·ΠK, B·ΠL)``; Numba for n <= 3, else the reference."""
     if len(kernel) <= 3:
-        return im2col_nb(x, kernel, stride, pads, dilation, out_spatial)
-    return im2col_ref(x, kernel, stride, pads, dilation, out_spatial)
+        return _im2col(x, kernel, stride, pads, dilation, out_spatial)
+    return reference.im2col(x, kernel, stride, pads, dilation, out_spatial)
 
 
 def col2im(cols, in_shape, kernel, stride, pads, dilation, out_spatial):
     """Adjoint of :func:`im2col`: ``(C·ΠK, B·ΠL) -> (B, C, *S)``."""
     if len(kernel) <= 3:
-        return col2im_nb(cols, in_shape, kernel, stride, pads, dilation, out_spatial)
-    return col2im_ref(cols, in_shape, kernel, stride, pads, dilation, out_spatial)
+        return _col2im(cols, in_shape, kernel, stride, pads, dilation, out_spatial)
+    return reference.col2im(cols, in_shape, kernel, stride, pads, dilation, out_spatial)
 
 
 def max_pool(x, kernel, stride, pads, dilation, out_spatial):
-    """``(y, in-plane index of the max)`` of max pooling; Numba for n <= 3, else the NumPy reference."""
+    """``(y, in-plane index of the max)`` of max pooling; Numba for n <= 3, else the reference."""
     if len(kernel) <= 3:
-        return max_pool_nb(x, kernel, stride, pads, dilation, out_spatial)
-    return max_pool_ref(x, kernel, stride, pads, dilation, out_spatial)
-
-
-def max_pool_backward(gy, idx, in_shape):
-    """Scatter-add ``gy`` to the max entries given by their in-plane indices (any n)."""
-    return max_pool_backward_nb(gy, idx, in_shape)
+        return _max_pool(x, kernel, stride, pads, dilation, out_spatial)
+    return reference.max_pool(x, kernel, stride, pads, dilation, out_spatial)

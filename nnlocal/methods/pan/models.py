@@ -30,7 +30,7 @@ Forward pass for a batch x ``(B, n)`` (``gate="batch"``, the original):
 The original computes ``Th`` as a ``(B, m·n)`` GEMM followed by a sum over the batch. The batch sum
 commutes with the teacher's linear map, so nnlocal computes the same numbers as **one
 matrix-vector product** that streams TW once (19.2 M floats for 400→120), fused with the
-threshold in a Numba kernel (:func:`nnlocal.kernels.cpu.pan_batch_gate`). The layer has no
+threshold in a Numba kernel (:func:`nnlocal.methods.pan.cpu.pan_batch_gate`). The layer has no
 activation of its own: the binary gate is its only nonlinearity.
 
 Backward, with g = dL/dy ``(B, m)`` and W_eff = o ⊙ SW:
@@ -74,11 +74,12 @@ import numbers
 
 import numpy as np
 
-from .._checks import check_float_array, shape_error
-from .._rng import get_rng
-from ..kernels import backend
-from ..kernels.cpu import gating as _cpu_gating
-from ..nn.module import Module, Parameter, Sequential
+from ..._checks import check_float_array, shape_error
+from ..._rng import get_rng
+from ... import kernels
+from ...kernels import check_device
+from ...nn import Conv2d, Flatten, Linear, LogSoftmax, MaxPool2d, ReLU
+from ...nn.module import Module, Parameter, Sequential
 
 __all__ = ["PerceptronActivation", "ConvNet", "lenet5", "tron", "conv_geometry", "pan_layers", "using_gate",
            "GATES", "TEACHERS", "INITS"]
@@ -86,7 +87,6 @@ __all__ = ["PerceptronActivation", "ConvNet", "lenet5", "tron", "conv_geometry",
 GATES = ("batch", "sample", "open")
 TEACHERS = ("frozen", "ste")
 INITS = ("notebook", "readme")
-DEVICES = ("cpu", "cuda")
 
 # per-sample gate: at most this many teacher pre-activations (B_chunk × m·n) in memory at once
 _SAMPLE_CHUNK_ELEMENTS = 1 << 22
@@ -136,8 +136,7 @@ class PerceptronActivation(Module):
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"PerceptronActivation: dtype must be float32 or float64, got {dtype}")
         self.init = _check_choice("PerceptronActivation", "init", init, INITS)
-        self.device = _check_choice("PerceptronActivation", "device", device, DEVICES)
-        backend(self.device)   # fail at construction, with an actionable message, if CUDA is missing
+        self.device = check_device(device, "PerceptronActivation")
         m, n = self.out_features, self.in_features
         rng = get_rng(rng)
 
@@ -202,7 +201,7 @@ class PerceptronActivation(Module):
     @property
     def _kernels(self):
         """The gating kernels for ``self.device`` (one module; a CUDA twin has the same functions)."""
-        return _cpu_gating if self.device == "cpu" else backend(self.device)
+        return kernels.implementation(__package__, self.device)
 
     def _gate(self, x: np.ndarray):
         """The gate: bool ``(m, n)`` (batch), ``(B, m, n)`` (sample) or ``None`` (open)."""
@@ -383,8 +382,6 @@ def conv_geometry(image_size: int) -> tuple[int, int]:
 
 
 def _trunk(in_channels: int, image_size: int, rng, dtype):
-    from ..nn import Conv2d, Flatten, MaxPool2d, ReLU  # Conv2d / MaxPool2d come with the convolution work
-
     pad2, area = conv_geometry(image_size)
     layers = dict(conv1=Conv2d(in_channels, 6, 5, padding=2, rng=rng), relu1=ReLU(), pool1=MaxPool2d(2),
                   conv2=Conv2d(6, 16, 5, padding=pad2, rng=rng), relu2=ReLU(), pool2=MaxPool2d(2),
@@ -403,8 +400,6 @@ def lenet5(in_channels: int = 1, image_size: int = 28, num_classes: int = 10, fc
     (ablation, spec §1.5): fc1 and fc2 weights and biases drawn from N(0, 1), as the PAN layers'
     students are in the notebooks.
     """
-    from ..nn import Linear, LogSoftmax, ReLU
-
     _check_choice("lenet5", "fc_init", fc_init, ("torch", "normal"))
     rng = get_rng(rng)
     layers, flat = _trunk(in_channels, image_size, rng, dtype)
@@ -428,8 +423,6 @@ def tron(in_channels: int = 1, image_size: int = 28, num_classes: int = 10, thre
     original: the gates are the only nonlinearity after the convolutions. The PAN options are
     passed to both PAN layers.
     """
-    from ..nn import Linear, LogSoftmax
-
     rng = get_rng(rng)
     layers, flat = _trunk(in_channels, image_size, rng, dtype)
     kw = dict(threshold=threshold, gate=gate, teacher=teacher, init=init, rng=rng, dtype=dtype, device=device)
