@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["check_float_array", "check_ndim", "check_dim", "check_finite", "check_grad_output", "shape_error",
+__all__ = ["check_float_array", "check_finite_input", "check_ndim", "check_dim", "check_finite", "check_grad_output",
+           "shape_error",
            "DivergenceError"]
 
 
@@ -37,6 +38,21 @@ def check_float_array(layer, x, name: str = "input") -> np.ndarray:
     if x.dtype not in (np.float32, np.float64):
         raise ValueError(f"{_label(layer)}: expected {name} of a float dtype (float32 or float64), got {x.dtype}")
     return x
+
+
+def check_finite_input(layer, x: np.ndarray, name: str = "input") -> None:
+    """The library's non-finite policy: NaN or ±inf in an input is a ``ValueError`` naming the layer.
+
+    One reduction, no boolean temporary: a sum of finite values is finite unless it overflows,
+    and only then (or when the input really holds NaN/inf) is the exact elementwise test run.
+    """
+    if np.isfinite(x.sum()):
+        return
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = int(finite.size - np.count_nonzero(finite))
+        raise ValueError(f"{_label(layer)}: expected a finite {name}, got {bad} NaN or infinite value(s) "
+                         f"(non-finite input is an error in nnlocal; see the README, 'Errors')")
 
 
 def check_ndim(layer, x: np.ndarray, ndims, expected: str, name: str = "input") -> None:
