@@ -25,9 +25,12 @@ units (never active) and over-active units, per-unit entropy and the entropy of 
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
-__all__ = ["symbols", "entropy", "mutual_info_table", "mutual_info_discrete", "discretize",
+__all__ = ["Evaluation", "evaluate", "symbols", "entropy", "mutual_info_table", "mutual_info_discrete", "discretize",
            "mutual_info_binned", "information_plane", "sdr_statistics"]
 
 
@@ -160,3 +163,53 @@ def sdr_statistics(codes, overactive: float = 0.5) -> dict:
         "usage_entropy": float(usage),
         "code_entropy": entropy(c),
     }
+
+
+# ---------------------------------------------------------------------------------- classification
+@dataclass(frozen=True)
+class Evaluation:
+    """What :func:`evaluate` measured: ``accuracy`` in [0, 1], ``loss`` (mean; NaN without a loss
+    function) and the number of samples ``n``."""
+
+    accuracy: float
+    loss: float
+    n: int
+
+    @property
+    def percent(self) -> float:
+        """Accuracy in percent."""
+        return 100.0 * self.accuracy
+
+
+def evaluate(model, x, y, batch_size: int = 1000, forward=None, loss_fn=None) -> Evaluation:
+    """Classification accuracy (argmax of the outputs) of ``model`` on ``(x, y)``, in eval mode.
+
+    The one evaluation loop of the demos and the tour: batches of ``batch_size`` in order (a PAN
+    net's faithful batch gate depends on the batch, so the order and size are part of the result),
+    ``model.eval()`` for the duration and the previous train/eval mode restored afterwards.
+    ``forward(xb)`` replaces ``model(xb)`` where the model needs more than the input (a guided
+    BU-TD net is told its task: ``forward=lambda xb: net(xb, tasks)``). ``loss_fn(outputs, yb)``
+    (e.g. ``nn.CrossEntropyLoss()``), if given, is averaged over the samples as well.
+    """
+    x, y = np.asarray(x), np.asarray(y).reshape(-1)
+    if len(x) != len(y):
+        raise ValueError(f"evaluate: {len(x)} inputs but {len(y)} labels")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"evaluate: batch_size must be a positive integer, got {batch_size!r}")
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    run = model if forward is None else forward
+    correct, loss_sum = 0, 0.0
+    try:
+        for i in range(0, len(x), batch_size):
+            out = run(x[i:i + batch_size])
+            yb = y[i:i + batch_size]
+            correct += int(np.sum(np.argmax(out, axis=1) == yb))
+            if loss_fn is not None:
+                loss_sum += float(loss_fn(out, yb)) * len(yb)
+    finally:
+        if was_training and hasattr(model, "train"):
+            model.train()
+    n = len(y)
+    return Evaluation(correct / n if n else math.nan, loss_sum / n if (n and loss_fn is not None) else math.nan, n)
