@@ -4,14 +4,20 @@
   (also valid Markdown).
 * :func:`save_figure` writes a matplotlib figure as PNG (Agg backend, no display needed) and closes it.
 * :func:`write_index` writes ``index.md`` in an output folder linking every figure.
+* :func:`machine_info` / :func:`machine_summary` say which machine and libraries produced a number
+  (every printed benchmark table and the tour's footer name them).
 """
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import math
 import os
+import platform
 from pathlib import Path
 
-__all__ = ["format_table", "print_table", "save_figure", "write_index", "new_figure"]
+__all__ = ["format_table", "print_table", "save_figure", "write_index", "new_figure", "machine_info",
+           "machine_summary"]
 
 
 def _fmt(v) -> str:
@@ -86,3 +92,51 @@ def write_index(out_dir, figures, tables: dict[str, str] | None = None, title: s
     path = out_dir / "index.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def machine_info() -> dict:
+    """The machine and library versions a measurement ran on (never imports torch).
+
+    Keys: ``cpu`` (model name), ``cores`` (logical CPUs), ``python``, ``numpy``, ``numba``,
+    ``torch`` (installed version or None), ``blas`` (each BLAS/OpenMP library threadpoolctl finds:
+    its API, version, kernel architecture and default thread count).
+    """
+    from threadpoolctl import threadpool_info
+
+    import numpy as np
+
+    blas = [f"{i.get('internal_api', i.get('user_api'))} {i.get('version') or '?'}"
+            + (f" ({i['architecture']})" if i.get("architecture") else "") + f", {i.get('num_threads')} threads"
+            for i in threadpool_info()]
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "numba": _version("numba"), "torch": _version("torch"),
+            "blas": "; ".join(blas) or "none found"}
+
+
+def machine_summary(torch: bool = True) -> str:
+    """One line naming the machine: CPU model, cores, numpy/BLAS (kernel), numba and torch versions."""
+    m = machine_info()
+    text = (f"{m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']} with {m['blas']}; "
+            f"numba {m['numba']}")
+    if torch:
+        text += f"; torch {m['torch'] or 'not installed'}"
+    return text
