@@ -17,20 +17,98 @@ def test_kwta_layers_on_cuda_equal_cpu(cls, rng):
         np.testing.assert_allclose(on_gpu.backward(g), on_cpu.backward(g), rtol=1e-12)
 
 
-@pytest.mark.parametrize("gate", ["batch", "sample"])
-def test_pan_layer_on_cuda_equals_cpu(gate, rng):
+class _PanPair:
+    """The same PAN layer on the CPU and on CUDA, driven identically; counts the uploads of TW."""
+
+    def __init__(self, monkeypatch, **kw):
+        from nnlocal import optim
+        from nnlocal.methods import pan
+        import nnlocal.methods.pan.cuda as pan_cuda
+
+        self.layers = {d: pan.PerceptronActivation(5, 3, rng=3, dtype=np.float64, device=d, **kw)
+                       for d in ("cpu", "cuda")}
+        self.opts = {d: optim.SGD(layer.parameters(), lr=0.5) for d, layer in self.layers.items()}
+        self.uploaded = []
+        upload = pan_cuda.to_device
+        monkeypatch.setattr(pan_cuda, "to_device", lambda a, *args: (self.uploaded.append(a), upload(a, *args))[1])
+
+    @property
+    def tw_uploads(self) -> int:
+        """How often the GPU layer's current TW array went to the device."""
+        tw = self.layers["cuda"].teacher_weight.data
+        return sum(a is tw for a in self.uploaded)
+
+    def both(self, fn):
+        return [fn(d, layer) for d, layer in self.layers.items()]
+
+    def step(self, rng, optimizer_step=True):
+        """zero_grad, forward, backward, SGD step on both; outputs, dL/dx and parameters must agree."""
+        x, g = rng.normal(size=(4, 5)), rng.normal(size=(4, 3))
+        results = self.both(lambda d, layer: (self.opts[d].zero_grad(), layer(x), layer.backward(g))[1:])
+        if optimizer_step:
+            self.both(lambda d, layer: self.opts[d].step())
+        for (y_c, gx_c), (y_g, gx_g) in zip(results[:1], results[1:]):
+            np.testing.assert_allclose(y_g, y_c, rtol=1e-12)
+            np.testing.assert_allclose(gx_g, gx_c, rtol=1e-12)
+        self.assert_same_state()
+
+    def assert_same_state(self):
+        on_cpu, on_gpu = (layer.state_dict() for layer in self.layers.values())
+        for name in on_cpu:
+            np.testing.assert_allclose(on_gpu[name], on_cpu[name], rtol=1e-12, err_msg=name)
+
+
+@pytest.mark.parametrize("gate,teacher", [("batch", "frozen"), ("sample", "frozen"), ("batch", "ste"),
+                                          ("sample", "ste")])
+def test_pan_layer_on_cuda_trains_like_cpu_with_a_resident_teacher(gate, teacher, rng, monkeypatch):
+    """device="cuda" keeps TW on the GPU: uploaded once while it is frozen, once per optimizer step
+    with the straight-through teacher (which SGD changes in place), and again after
+    load_state_dict, an assignment of .data, to() or teacher_changed(). Several SGD steps on the
+    CPU and the CUDA layer stay equal throughout."""
+    pair = _PanPair(monkeypatch, gate=gate, teacher=teacher)
+    per_step = int(teacher == "ste")
+    for _ in range(3):
+        pair.step(rng)
+    assert pair.tw_uploads == 1 + 2 * per_step          # the first forward, then after each trained step
+
     from nnlocal.methods import pan
 
-    kw = dict(gate=gate, teacher="ste" if gate == "sample" else "frozen", rng=3, dtype=np.float64)
-    on_cpu = pan.PerceptronActivation(5, 3, **kw)
-    on_gpu = pan.PerceptronActivation(5, 3, device="cuda", **kw)
-    x = rng.normal(size=(2, 5))
-    np.testing.assert_allclose(on_gpu(x), on_cpu(x), rtol=1e-12)
-    g = rng.normal(size=(2, 3))
-    np.testing.assert_allclose(on_gpu.backward(g), on_cpu.backward(g), rtol=1e-12)
-    for (name, p_c), (_, p_g) in zip(on_cpu.named_parameters(), on_gpu.named_parameters()):
-        if p_c.grad is not None:
-            np.testing.assert_allclose(p_g.grad, p_c.grad, rtol=1e-12, err_msg=name)
+    new = pan.PerceptronActivation(5, 3, rng=11, dtype=np.float64, gate=gate, teacher=teacher).state_dict()
+    pair.both(lambda d, layer: layer.load_state_dict(new))   # TW copied in place: same array, new values
+    before = pair.tw_uploads
+    pair.step(rng)
+    assert pair.tw_uploads == before + 1
+    pair.step(rng)
+    assert pair.tw_uploads == before + 1 + per_step
+
+    fresh = np.random.default_rng(5).normal(size=(15, 5))
+    pair.both(lambda d, layer: setattr(layer.teacher_weight, "data", fresh.copy()))
+    pair.step(rng)
+    assert pair.tw_uploads == 1                           # the new array, uploaded once
+    pair.both(lambda d, layer: layer.to(np.float64))        # to() makes new arrays
+    pair.step(rng)
+    assert pair.tw_uploads == 1
+
+    def edit(d, layer):
+        layer.teacher_weight.data[:] *= -1.0               # in place: the layer cannot see it ...
+        layer.teacher_changed()                            # ... unless told
+    pair.both(edit)
+    before = pair.tw_uploads
+    pair.step(rng)
+    assert pair.tw_uploads == before + 1
+
+
+def test_pan_ste_teacher_is_uploaded_again_after_a_step_taken_after_a_forward(rng, monkeypatch):
+    """backward, forward (evaluation), step, zero_grad, forward: the last forward must see the step."""
+    pair = _PanPair(monkeypatch, gate="batch", teacher="ste")
+    pair.step(rng, optimizer_step=False)                  # forward + backward: TW has a gradient now
+    x = rng.normal(size=(4, 5))
+    pair.both(lambda d, layer: layer(x))                  # an evaluation before the step
+    pair.both(lambda d, layer: pair.opts[d].step())
+    pair.both(lambda d, layer: pair.opts[d].zero_grad())
+    y_c, y_g = pair.both(lambda d, layer: layer(x))
+    np.testing.assert_allclose(y_g, y_c, rtol=1e-12)
+    pair.assert_same_state()
 
 
 @pytest.mark.parametrize("cls_name", ["DEEPNet", "AsymEPNet"])

@@ -47,9 +47,30 @@ def test_pan_per_sample_gate(gpu, cpu, pan):
     tz = x @ tw.T
     m_c = cpu.pan_bias_threshold(tz, tb, np.float64(0.1), np.empty(tz.shape, np.bool_))
     np.testing.assert_array_equal(gpu.pan_bias_threshold(tz, tb, 0.1, np.empty(tz.shape, np.bool_)), m_c)
-    # the fused GPU extension: GEMM + bias + threshold in one kernel
-    np.testing.assert_array_equal(gpu.pan_sample_gate(tw, x, tb, 0.1), m_c)
+    # the whole per-sample gate: CPU = BLAS GEMM + threshold, GPU = one fused kernel
+    np.testing.assert_array_equal(cpu.pan_sample_gate(tw, x, tb, np.float64(0.1), np.empty(tz.shape, np.bool_)), m_c)
+    out = np.zeros(tz.shape, np.bool_)
+    assert gpu.pan_sample_gate(tw, x, tb, 0.1, out) is out
+    np.testing.assert_array_equal(out, m_c)
     assert 0 < m_c.sum() < m_c.size
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")   # the simulator's scalar 0·NaN
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_pan_masked_products_propagate_non_finite_input_like_cpu(gpu, cpu, pan, bad):
+    """A NaN/inf input behind closed gates still reaches the output (0·NaN = NaN), on both devices."""
+    _, _, sw, sb, x, mask, g = pan
+    x, mask = x.copy(), mask.copy()
+    x[1, 2] = bad
+    mask[1] = False                                  # sample 1: every gate closed
+    y_c = cpu.pan_sample_forward(mask, sw, x, sb, np.empty((B, M_OUT)))
+    assert np.isnan(y_c[1]).all()
+    assert_close(gpu.pan_sample_forward(mask, sw, x, sb, np.empty((B, M_OUT))), y_c)
+    gsw_c, gx_c = cpu.pan_sample_backward(mask, sw, x, g, np.empty_like(sw), np.empty_like(x))
+    gsw_g, gx_g = gpu.pan_sample_backward(mask, sw, x, g, np.empty_like(sw), np.empty_like(x))
+    assert_close(gsw_g, gsw_c)
+    assert_close(gx_g, gx_c)
+    assert np.isnan(gsw_c[:, 2]).all()
 
 
 def test_pan_sample_forward_backward(gpu, cpu, pan):

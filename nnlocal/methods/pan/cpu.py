@@ -1,59 +1,44 @@
 r"""Numba twins of :mod:`nnlocal.methods.pan.reference` (selected by ``nnlocal.kernels.use("numba")``).
 
-A PAN layer with n inputs and m outputs has one teacher unit per student weight: teacher weights
-TW ``(m·n, n)``, teacher biases Tb ``(m·n,)``; gate k = j·n + i opens student weight SW[j, i].
+Same functions, same signatures, same results. A kernel is kept only where it beats its NumPy
+reference at every size PAN uses (400→120 and 120→84 for MNIST, 64→120 for the 8×8 digits,
+576→120 for CIFAR-10; batches 8 and 64; one thread; ``benchmarks/bench_pan.py kernels`` and the
+table in ``docs/pan.md``):
 
-* **Batch gate** (the original): one gate for the whole mini-batch,
-  o_k = [TW_k · s + B·Tb_k > θ] with s = Σ_b x_b. The batch sum commutes with the teacher's linear
-  map, so this is one matrix-vector product that streams TW once (never the ``(B, m·n)`` GEMM the
-  original computes). :func:`pan_batch_gate` fuses the GEMV, the bias and the threshold.
-* **Per-sample gate** (extension): o_{b,k} = [TW_k · x_b + Tb_k > θ]. The ``(B, m·n)`` teacher GEMM
-  is unavoidable here and is left to BLAS; :func:`pan_bias_threshold` adds the bias and thresholds in
-  one pass, and :func:`pan_sample_forward` / :func:`pan_sample_backward` compute the per-sample
-  masked products y_{b,j} = Sb_j + Σ_i o_{b,j,i} SW_{j,i} x_{b,i} and their gradients without ever
-  forming the ``(B, m, n)`` effective weights.
-* **Straight-through teacher** (extension): :func:`pan_sample_gate_grad` gives dL/do per sample and
-  :func:`pan_add_outer` accumulates the batch-gate teacher gradient dTW += dTh ⊗ s in place.
+* :func:`pan_batch_gate` is **the reference**: BLAS ``sgemv`` plus the threshold was faster than a
+  fused Numba loop at every size (the gate is a memory-bound read of TW, and OpenBLAS reads it
+  faster than the loop Numba generates), so the Numba gate was removed.
+* :func:`pan_sample_gate` is the reference's chunked BLAS GEMM followed by the Numba
+  :func:`pan_bias_threshold` (one pass, no ``(B, K)`` float temporary).
+* :func:`pan_sample_forward`, :func:`pan_sample_backward`, :func:`pan_sample_gate_grad` and
+  :func:`pan_add_outer` never form the ``(B, m, n)`` effective weights or a ``(K, n)`` temporary.
 
-With a batch gate the masked product itself needs no kernel: W_eff = o ⊙ SW is m·n elements
-(48,000 for 400→120, a few tens of microseconds in NumPy) and y = x W_effᵀ + Sb, gᵀx and g W_eff
-are small BLAS GEMMs; the gate's pass over TW is what costs.
-
-Masks are ``numpy.bool_`` arrays. ``tests/test_pan.py`` checks each against its reference. Speed (``benchmarks/bench_pan.py``, one
-thread, 400→120 float32, TW = 76.8 MB): the fused gate runs within about 1.2–1.4× of a bare Numba
-read of TW (the single-thread memory-stream limit of the 2-core machine, ≈ 13–14 GB/s) and
-1.3–1.6× faster than BLAS ``sgemv`` followed by a NumPy threshold.
+Non-finite values propagate as in the references: the masked sums multiply by the mask
+(0·NaN = NaN, 0·inf = NaN) instead of skipping closed gates with a branch. ``fastmath`` is limited
+to ``reassoc`` (vectorised sums); no ``nnan``/``ninf`` flag lets the compiler drop a NaN.
 """
 from __future__ import annotations
 
 from numba import njit
 
-__all__ = ["pan_batch_gate", "pan_bias_threshold", "pan_sample_forward", "pan_sample_backward",
+from .reference import pan_batch_gate, sample_chunks
+
+__all__ = ["pan_batch_gate", "pan_sample_gate", "pan_bias_threshold", "pan_sample_forward", "pan_sample_backward",
            "pan_sample_gate_grad", "pan_add_outer"]
 
+_SUMS = {"reassoc"}   # lets LLVM vectorise a floating-point sum (reordered); keeps NaN and inf semantics
 
-@njit(cache=True, fastmath=True)
-def pan_batch_gate(tw, s, tb, tb_scale, threshold, mask):
-    """mask[k] = (TW[k] · s + tb_scale·Tb[k] > threshold), streaming TW once.
 
-    tw ``(K, n)`` C-contiguous, s ``(n,)``, tb ``(K,)``, mask ``(K,)`` bool (written). ``tb_scale``
-    is the batch size B of the original's batch sum. Pass ``tb_scale`` and ``threshold`` as scalars
-    of TW's dtype (a Python float would promote the float32 sums to float64). ``fastmath`` lets the
-    dot product vectorise (reassociated sums: a gate can differ from another summation order only
-    where |Th - θ| is at rounding level).
-    """
-    K, n = tw.shape
-    for k in range(K):
-        acc = tw[k, 0] * 0
-        for i in range(n):
-            acc += tw[k, i] * s[i]
-        mask[k] = acc + tb_scale * tb[k] > threshold
+def pan_sample_gate(tw, x, tb, threshold, mask):
+    """mask[b] = [TW x_b + Tb > θ]: BLAS GEMM per row chunk, then the fused Numba bias-threshold."""
+    for rows in sample_chunks(x.shape[0], tw.shape[0]):
+        pan_bias_threshold(x[rows] @ tw.T, tb, threshold, mask[rows])
     return mask
 
 
 @njit(cache=True)
 def pan_bias_threshold(tz, tb, threshold, mask):
-    """mask[b, k] = (tz[b, k] + tb[k] > threshold); tz ``(B, K)`` = x TWᵀ from BLAS, mask ``(B, K)``."""
+    """mask[b, k] = [tz[b, k] + Tb[k] > θ]; tz ``(B, K)`` = x TWᵀ from BLAS, mask ``(B, K)`` (written)."""
     B, K = tz.shape
     for b in range(B):
         for k in range(K):
@@ -61,29 +46,28 @@ def pan_bias_threshold(tz, tb, threshold, mask):
     return mask
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=_SUMS)
 def pan_sample_forward(mask, sw, x, sb, y):
-    """y[b, j] = sb[j] + Σ_i mask[b, j, i]·sw[j, i]·x[b, i].
+    """y[b, j] = Sb[j] + Σ_i o[b, j, i]·SW[j, i]·x[b, i].
 
     mask ``(B, m, n)`` bool, sw ``(m, n)``, x ``(B, n)``, sb ``(m,)``, y ``(B, m)`` (written).
     """
     B, m, n = mask.shape
     for b in range(B):
         for j in range(m):
-            acc = sb[j]
+            acc = sw[j, 0] - sw[j, 0]      # a zero of the input dtype (a literal 0.0 would be float64)
             for i in range(n):
-                if mask[b, j, i]:
-                    acc += sw[j, i] * x[b, i]
-            y[b, j] = acc
+                acc += mask[b, j, i] * sw[j, i] * x[b, i]
+            y[b, j] = sb[j] + acc
     return y
 
 
 @njit(cache=True)
 def pan_sample_backward(mask, sw, x, g, gsw, gx):
-    """Per-sample masked-product backward, given g = dL/dy ``(B, m)``.
+    """Per-sample masked-product backward, given g = dL/dy ``(B, m)``:
 
-    gsw[j, i] = Σ_b g[b, j]·mask[b, j, i]·x[b, i]   (``(m, n)``, written, not accumulated)
-    gx[b, i]  = Σ_j g[b, j]·mask[b, j, i]·sw[j, i]  (``(B, n)``, written)
+    gsw[j, i] = Σ_b g[b, j]·o[b, j, i]·x[b, i]   (``(m, n)``, written, not accumulated)
+    gx[b, i]  = Σ_j g[b, j]·o[b, j, i]·SW[j, i]  (``(B, n)``, written)
     """
     B, m, n = mask.shape
     gsw[:, :] = 0
@@ -92,15 +76,15 @@ def pan_sample_backward(mask, sw, x, g, gsw, gx):
         for j in range(m):
             gj = g[b, j]
             for i in range(n):
-                if mask[b, j, i]:
-                    gsw[j, i] += gj * x[b, i]
-                    gx[b, i] += gj * sw[j, i]
+                og = mask[b, j, i] * gj
+                gsw[j, i] += og * x[b, i]
+                gx[b, i] += og * sw[j, i]
     return gsw, gx
 
 
 @njit(cache=True)
 def pan_sample_gate_grad(sw, x, g, out):
-    """out[b, j, i] = g[b, j]·sw[j, i]·x[b, i] = dL/do_{b,j,i} for per-sample gates; out ``(B, m, n)``."""
+    """out[b, j, i] = g[b, j]·SW[j, i]·x[b, i] = dL/do_b for per-sample gates; out ``(B, m, n)``."""
     B, m, n = out.shape
     for b in range(B):
         for j in range(m):
@@ -110,7 +94,7 @@ def pan_sample_gate_grad(sw, x, g, out):
     return out
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True)
 def pan_add_outer(G, u, v):
     """G += u ⊗ v in place (G ``(K, n)``, u ``(K,)``, v ``(n,)``): no ``(K, n)`` temporary."""
     K, n = G.shape

@@ -1,7 +1,9 @@
 r"""``numba.cuda`` twins of :mod:`nnlocal.methods.pan.reference` (``device="cuda"``).
 
 Same functions, same signatures, same in-place updates (conventions:
-:mod:`nnlocal.kernels.cuda_launch`). Thread mapping: ``pan_batch_gate`` one block per gate row (K),
+:mod:`nnlocal.kernels.cuda_launch`). TW and Tb may be passed as device arrays: the layer keeps
+them resident with :func:`to_device` (re-exported here) and uploads them again only when they
+change (``layer.py``, "device='cuda'"). Thread mapping: ``pan_batch_gate`` one block per gate row (K),
 threads over n; ``pan_sample_gate`` (k, b) tiles with shared tiles of TW and x;
 ``pan_bias_threshold`` one thread per (b, k); ``pan_sample_forward`` one per (b, j);
 ``pan_sample_backward`` one per (j, i), then per (b, i); ``pan_sample_gate_grad`` one per
@@ -14,10 +16,11 @@ import functools
 import numpy as np
 from numba import cuda
 
-from ...kernels.cuda_launch import (FLAT_THREADS, MAX_THREADS, ROW_THREADS, blocks, host_out, is_device, pow2, reduction_type, to_device)
+from ...kernels.cuda_launch import (FLAT_THREADS, MAX_THREADS, ROW_THREADS, blocks, host_out, is_device, pow2,
+                                    reduction_type, to_device)
 
 __all__ = ["pan_batch_gate", "pan_batch_gate_device", "pan_sample_gate", "pan_bias_threshold", "pan_sample_forward",
-           "pan_sample_backward", "pan_sample_gate_grad", "pan_add_outer"]
+           "pan_sample_backward", "pan_sample_gate_grad", "pan_add_outer", "to_device"]
 
 _TILE_I = 16              # depth of the shared-memory tiles of the fused per-sample PAN gate
 
@@ -108,12 +111,12 @@ def _sample_gate_kernel(dtype_str, TB, TK):
     return kernel
 
 
-def pan_sample_gate(tw, x, tb, threshold, mask=None):
-    r"""Extension (GPU only): the per-sample gate fused, ``mask[b, k] = TW[k]·x_b + Tb[k] > θ``.
+def pan_sample_gate(tw, x, tb, threshold, mask):
+    r"""GPU twin of :func:`pan_sample_gate` (extension): ``mask[b, k] = TW[k]·x_b + Tb[k] > θ``, fused.
 
     On the CPU this is a BLAS GEMM ``x TWᵀ`` followed by :func:`pan_bias_threshold`; here one tiled
     kernel computes the (B, K) teacher pre-activations in registers and writes only the bool mask.
-    ``tw`` (K, n) host or device, ``x`` (B, n), ``tb`` (K,), ``mask`` (B, K) bool (allocated when None).
+    ``tw`` (K, n) host or device, ``x`` (B, n), ``tb`` (K,) host or device, ``mask`` (B, K) bool (written).
     Mapping: blocks of TK × TB threads (TB = min(16, B) rounded up to a power of two, TK·TB ≤ 256)
     over (k, b); shared tiles of TW (TK × 16) and x (TB × 16) stream over n.
     """
@@ -122,8 +125,6 @@ def pan_sample_gate(tw, x, tb, threshold, mask=None):
     K, n = d_tw.shape
     d_x = to_device(x, dtype)
     B = d_x.shape[0]
-    if mask is None:
-        mask = np.empty((B, K), dtype=np.bool_)
     d_mask = cuda.device_array((B, K), dtype=np.bool_)
     if B and K:
         TB = pow2(B, 16)
@@ -164,11 +165,10 @@ def _sample_forward_kernel(mask, sw, x, sb, y):
     if p < B * m:
         b = p // m
         j = p - b * m
-        acc = sb[j]
-        for i in range(n):           # the CPU's order
-            if mask[b, j, i]:
-                acc += sw[j, i] * x[b, i]
-        y[b, j] = acc
+        acc = sw[j, 0] - sw[j, 0]
+        for i in range(n):           # the CPU's order; times the mask, so NaN and inf propagate as on the CPU
+            acc += mask[b, j, i] * sw[j, i] * x[b, i]
+        y[b, j] = sb[j] + acc
 
 
 def pan_sample_forward(mask, sw, x, sb, y):
@@ -195,8 +195,7 @@ def _sample_backward_w_kernel(mask, x, g, zero, gsw):
         i = p - j * n
         acc = zero
         for b in range(B):           # the CPU's order (b outer)
-            if mask[b, j, i]:
-                acc += g[b, j] * x[b, i]
+            acc += mask[b, j, i] * g[b, j] * x[b, i]
         gsw[j, i] = acc
 
 
@@ -209,8 +208,7 @@ def _sample_backward_x_kernel(mask, sw, g, zero, gx):
         i = p - b * n
         acc = zero
         for j in range(m):           # the CPU's order (j before i)
-            if mask[b, j, i]:
-                acc += g[b, j] * sw[j, i]
+            acc += mask[b, j, i] * g[b, j] * sw[j, i]
         gx[b, i] = acc
 
 
