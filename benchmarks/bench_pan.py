@@ -2,22 +2,25 @@
 
 The torch side is the original ``Perceptron`` module as written in the notebooks: the teacher's
 ``(B, m·n)`` GEMM ``F.linear(x, TW, Tb)``, the batch sum ``Tz.t() @ ones(B)``, the ``torch.gt``
-mask and the masked ``F.linear``. nnlocal computes the same gate as one GEMV on the batch sum,
-fused with the threshold in a Numba kernel. Both sides run on one thread, float32, same weights
-(the torch twin shares nnlocal's arrays through ``torch.from_numpy``).
+mask and the masked ``F.linear``. nnlocal computes the same gate as one BLAS GEMV on the batch
+sum. Both sides run on one thread, float32, same weights (the torch twin shares nnlocal's arrays
+through ``torch.from_numpy``).
 
-* ``pan_layer``: PAN 400→120 forward + backward, batch 64 (frozen teacher). Goals: ratio <= 0.125
-  (>= 8× faster than torch) and within 1.5× of the time it takes to read TW (76.8 MB) once.
-  ``Case.bytes = TW.nbytes`` makes the ``roofline`` column that fraction against the nominal
-  27 GB/s; ``read_TW_ms`` is a bare Numba read of TW measured in the same process (this machine's
-  real one-thread stream rate) and ``x_read`` = nnlocal time / that read time.
-* ``pan_gate_kernel``: the fused GEMV + threshold kernel alone vs NumPy (BLAS ``sgemv``, then the
-  threshold): the measurement behind the kernel choice.
+* ``pan_layer``: PAN 400→120 forward + backward, batch 64 (frozen teacher). Goal: ratio <= 0.125
+  (>= 8× faster than torch). ``gemv_ms`` is one BLAS GEMV over TW (``TW @ s``, 76.8 MB) timed in
+  the same run, the floor of the layer.
+* ``pan_layer_forward``: the forward pass alone against that GEMV. Goal: ratio <= 1.5.
 * ``pan_layer_sample``: the per-sample-gate extension (the ``(B, m·n)`` teacher GEMM is inherent
   there) vs its torch twin.
 * ``tron_epoch``: Tron training (SGD lr 0.003, batch 64, NLL) over 60,000 random 28×28 images, a
   full MNIST-size epoch of 938 steps, or 10 steps (640 images) with ``quick``. Goal: ratio <= 1.0.
   A full epoch takes minutes on the torch side: ``nnlocal bench pan --repeat 1``.
+* ``kernel_cases()`` (``python -m benchmarks.bench_pan --kernels``): every Numba kernel of
+  ``nnlocal/methods/pan/cpu.py`` against its NumPy reference, at the sizes PAN uses (400→120 and
+  120→84 for MNIST, 64→120 for the 8×8 digits; B = 64, and B = 500 for the per-sample kernels as
+  in the demo's per-sample evaluation), plus the removed fused Numba batch gate against BLAS:
+  the measurements behind which kernels ``cpu.py`` keeps. A kernel stays only if ratio < 1 at
+  every size.
 """
 from __future__ import annotations
 
@@ -28,8 +31,8 @@ from numba import njit
 
 from benchmarks.common import Case
 from nnlocal import nn, optim
-from nnlocal.methods.pan.cpu import pan_batch_gate
 from nnlocal.methods import pan
+from nnlocal.methods.pan import cpu, reference
 
 N_IN, N_OUT, BATCH = 400, 120, 64
 
@@ -113,16 +116,6 @@ def _torch_layer_step(twin, x, g):
     return run
 
 
-@njit(cache=True, fastmath=True)
-def _read_all(a):
-    """Sum of every entry: one streaming read of ``a`` (the memory-bandwidth floor of the gate)."""
-    acc = a[0, 0] * 0
-    for k in range(a.shape[0]):
-        for i in range(a.shape[1]):
-            acc += a[k, i]
-    return acc
-
-
 def _median_ms(fn, repeat=7):
     fn()
     ts = []
@@ -139,29 +132,84 @@ def _layer_cases():
     x = rng.standard_normal((BATCH, N_IN), dtype=np.float32)
     g = rng.standard_normal((BATCH, N_OUT), dtype=np.float32)
     TorchPerceptron = _torch_perceptron_cls()
-    tw = layer.teacher_weight.data
-    read_ms = _median_ms(lambda: _read_all(tw))
-    ours = _layer_step(layer, x, g)
-    ours_ms = _median_ms(ours)
-    cases = [Case(f"pan_layer ({N_IN}->{N_OUT}, batch {BATCH}, fwd+bwd)", ours,
+    tw, s = layer.teacher_weight.data, x.sum(axis=0)
+
+    def gemv():
+        return tw @ s
+
+    gemv_ms = _median_ms(gemv, 15)
+    cases = [Case(f"pan_layer ({N_IN}->{N_OUT}, batch {BATCH}, fwd+bwd)", _layer_step(layer, x, g),
                   _torch_layer_step(TorchPerceptron(layer), x, g), baseline_name="torch (literal original)",
-                  bytes=tw.nbytes, goal="ratio <= 0.125; <= 1.5x one read of TW",
-                  extra={"read_TW_ms": round(read_ms, 2), "x_read": round(ours_ms / read_ms, 2)})]
-
-    s = x.sum(axis=0)
-    tb = layer.teacher_bias.data
-    mask = np.empty(tw.shape[0], np.bool_)
-    b, th = np.float32(BATCH), np.float32(0.0)
-    cases.append(Case(f"pan_gate_kernel (GEMV+threshold, TW {tw.shape[0]}x{tw.shape[1]})",
-                      lambda: pan_batch_gate(tw, s, tb, b, th, mask),
-                      lambda: np.greater(tw @ s + b * tb, th, out=mask), baseline_name="numpy (BLAS sgemv)",
-                      bytes=tw.nbytes, goal="ratio <= 1.0"))
-
+                  bytes=tw.nbytes, goal="ratio <= 0.125 (>= 8x faster)",
+                  extra={"gemv_ms": round(gemv_ms, 2)}),
+             Case(f"pan_layer_forward ({N_IN}->{N_OUT}, batch {BATCH})", lambda: layer(x), gemv,
+                  baseline_name="one BLAS GEMV over TW", bytes=tw.nbytes, goal="ratio <= 1.5")]
     sample = pan.PerceptronActivation(N_IN, N_OUT, gate="sample", rng=1)
     flops = 2 * BATCH * N_IN * N_IN * N_OUT           # the teacher GEMM dominates
     cases.append(Case(f"pan_layer_sample ({N_IN}->{N_OUT}, batch {BATCH}, per-sample gates, fwd+bwd)",
                       _layer_step(sample, x, g), _torch_layer_step(TorchPerceptron(sample, "sample"), x, g),
                       baseline_name="torch twin", flops=flops, goal="ratio <= 1.0"))
+    return cases
+
+
+# ----------------------------------------------------------------------------- kernels vs references
+@njit(cache=True, fastmath=True)
+def _fused_batch_gate(tw, s, tb, tb_scale, threshold, mask):
+    """The removed Numba batch gate (GEMV, bias and threshold fused in one loop), kept here so the
+    measurement that removed it can be repeated."""
+    K, n = tw.shape
+    for k in range(K):
+        acc = tw[k, 0] * 0
+        for i in range(n):
+            acc += tw[k, i] * s[i]
+        mask[k] = acc + tb_scale * tb[k] > threshold
+    return mask
+
+
+#: (n, m) of every PAN layer in the demos: MNIST tron1, tron2, the 8×8 digits' tron1
+KERNEL_SIZES = [(400, 120), (120, 84), (64, 120)]
+
+
+def _kernel_args(name, n, m, B, rng):
+    f32 = np.float32
+    r = lambda *shape: rng.standard_normal(shape, dtype=f32)  # noqa: E731
+    K = m * n
+    tw, tb, x, sw, sb, g = r(K, n), r(K), r(B, n), r(m, n), r(m), r(B, m)
+    if name == "pan_batch_gate":
+        return tw, x.sum(axis=0), tb, f32(B), f32(0.0), np.empty(K, np.bool_)
+    if name == "pan_sample_gate":
+        return tw, x, tb, f32(0.0), np.empty((B, K), np.bool_)
+    if name == "pan_bias_threshold":
+        return x @ tw.T, tb, f32(0.0), np.empty((B, K), np.bool_)
+    mask = rng.random((B, m, n)) > 0.5
+    if name == "pan_sample_forward":
+        return mask, sw, x, sb, np.empty((B, m), f32)
+    if name == "pan_sample_backward":
+        return mask, sw, x, g, np.empty_like(sw), np.empty_like(x)
+    if name == "pan_sample_gate_grad":
+        return sw, x, g, np.empty((B, m, n), f32)
+    if name == "pan_add_outer":
+        return np.zeros((K, n), f32), tb, r(n)
+    raise ValueError(name)
+
+
+def kernel_cases(quick: bool = False) -> list[Case]:
+    """Each Numba kernel of ``cpu.py`` (and the removed fused batch gate) vs its reference, one thread."""
+    rng = np.random.default_rng(0)
+    sizes = KERNEL_SIZES[1:] if quick else KERNEL_SIZES
+    kernels = {name: getattr(cpu, name) for name in cpu.__all__ if hasattr(getattr(cpu, name), "py_func")}  # @njit ones
+    kernels["pan_batch_gate"] = _fused_batch_gate
+    cases = []
+    for name, kernel in kernels.items():
+        batches = (BATCH,) if name in ("pan_batch_gate", "pan_add_outer") or quick else (BATCH, 500)
+        for n, m in sizes:
+            for B in batches:
+                args = _kernel_args(name, n, m, B, rng)
+                ref = getattr(reference, name)
+                label = "fused Numba " + name if kernel is _fused_batch_gate else name
+                cases.append(Case(f"{label} {n}->{m}, B={B}", lambda k=kernel, a=args: k(*a),
+                                  lambda f=ref, a=args: f(*a), baseline_name="numpy reference",
+                                  goal="ratio < 1 (kept)" if kernel is not _fused_batch_gate else "ratio < 1"))
     return cases
 
 
@@ -206,15 +254,43 @@ def cases(quick: bool = False) -> list[Case]:
     return _layer_cases() + _tron_cases(quick)
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_pan [--quick] [--repeat N]: every column, extras included
+def machine() -> str:
+    """The machine line every printed table carries: CPU model, cores, NumPy and its BLAS, torch."""
+    import os
+    import platform
+
+    import threadpoolctl
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    blas = next((f"{i['internal_api']} {i['version']} ({i.get('architecture', '?')})"
+                 for i in threadpoolctl.threadpool_info()
+                 if i["user_api"] == "blas" and "numpy" in i["filepath"]), "unknown BLAS")
+    try:
+        import torch
+        tv = torch.__version__
+    except ImportError:
+        tv = "not installed"
+    return (f"{model}, {os.cpu_count()} cores, one thread per side; numpy {np.__version__} with {blas}; "
+            f"torch {tv}")
+
+
+if __name__ == "__main__":  # python -m benchmarks.bench_pan [--quick] [--repeat N] [--kernels]: every column
     import argparse
 
     from benchmarks.common import pin_one_thread, run_case
     from nnlocal.report import print_table
 
-    parser = argparse.ArgumentParser(description="PAN benchmarks with every column (read_TW_ms, x_read)")
+    parser = argparse.ArgumentParser(description="PAN benchmarks with every column (gemv_ms)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--kernels", action="store_true", help="the Numba kernels vs their NumPy references only")
     args = parser.parse_args()
     pin_one_thread()
-    print_table([run_case(c, repeat=args.repeat) for c in cases(quick=args.quick)], title="PAN benchmarks")
+    chosen = kernel_cases(args.quick) if args.kernels else cases(quick=args.quick)
+    print_table([run_case(c, repeat=args.repeat) for c in chosen],
+                title=("PAN kernels vs references" if args.kernels else "PAN benchmarks") + f" - {machine()}")
