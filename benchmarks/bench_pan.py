@@ -254,36 +254,11 @@ def cases(quick: bool = False) -> list[Case]:
     return _layer_cases() + _tron_cases(quick)
 
 
-def machine() -> str:
-    """The machine line every printed table carries: CPU model, cores, NumPy and its BLAS, torch."""
-    import os
-    import platform
-
-    import threadpoolctl
-
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    blas = next((f"{i['internal_api']} {i['version']} ({i.get('architecture', '?')})"
-                 for i in threadpoolctl.threadpool_info()
-                 if i["user_api"] == "blas" and "numpy" in i["filepath"]), "unknown BLAS")
-    try:
-        import torch
-        tv = torch.__version__
-    except ImportError:
-        tv = "not installed"
-    return (f"{model}, {os.cpu_count()} cores, one thread per side; numpy {np.__version__} with {blas}; "
-            f"torch {tv}")
-
-
 if __name__ == "__main__":  # python -m benchmarks.bench_pan [--quick] [--repeat N] [--kernels]: every column
     import argparse
 
     from benchmarks.common import pin_one_thread, run_case
-    from nnlocal.report import print_table
+    from nnlocal.report import machine_summary, print_table
 
     parser = argparse.ArgumentParser(description="PAN benchmarks with every column (gemv_ms)")
     parser.add_argument("--quick", action="store_true")
@@ -293,4 +268,4 @@ if __name__ == "__main__":  # python -m benchmarks.bench_pan [--quick] [--repeat
     pin_one_thread()
     chosen = kernel_cases(args.quick) if args.kernels else cases(quick=args.quick)
     print_table([run_case(c, repeat=args.repeat) for c in chosen],
-                title=("PAN kernels vs references" if args.kernels else "PAN benchmarks") + f" - {machine()}")
+                title=("PAN kernels vs references" if args.kernels else "PAN benchmarks") + f" - {machine_summary()}")
