@@ -70,13 +70,17 @@ def check_dim(layer, x: np.ndarray, axis: int, size: int, expected: str, name: s
         raise shape_error(layer, expected, x.shape, name)
 
 
-def check_grad_output(layer, grad_output, shape) -> None:
+def check_grad_output(layer, grad_output, shape, dtype=None) -> None:
     """``backward``'s ``grad_output`` must have the shape of the forward output (no silent broadcast
-    or reshape of a transposed gradient)."""
+    or reshape of a transposed gradient) and, when ``dtype`` is given, that dtype (the forward
+    output's: an integer or other-precision gradient is an error, not a silent cast)."""
     if not isinstance(grad_output, np.ndarray):
         raise TypeError(f"{_label(layer)}.backward: expected grad_output to be a numpy.ndarray, got {type(grad_output).__name__}")
     if grad_output.shape != tuple(shape):
         raise shape_error(f"{_label(layer)}.backward", _shape_str(tuple(shape)), grad_output.shape, "grad_output")
+    if dtype is not None and grad_output.dtype != dtype:
+        raise ValueError(f"{_label(layer)}.backward: expected grad_output of dtype {np.dtype(dtype)} (the forward "
+                         f"output's), got {grad_output.dtype}")
 
 
 def check_finite(what: str, x: np.ndarray) -> None:
