@@ -171,7 +171,7 @@ def test_soft_kwta_behind_a_linear_layer_matches_torch(rng):
 
 
 def test_soft_kwta_gradient_includes_the_threshold_path(rng):
-    """dL/dx = h e - ½ h Σe at the two boundary units (hand rule of spec §4.2)."""
+    """dL/dx = h e - ½ h Σe at the two boundary units (the hand rule of reference.soft_kwta_backward)."""
     x = _tie_free(rng, (3, 20))
     layer = kwta.KWinnersTakeAllSoft(0.25, 2.0, hard=False)
     y = layer(x)
@@ -273,7 +273,7 @@ def test_synaptic_scaling_state_dict_round_trip(rng):
     layer = kwta.SynapticScaling(kwta.KWinnersTakeAll(0.1), boost_factor=2.0)
     layer(rng.standard_normal((10, 20)))
     state = layer.state_dict()
-    assert set(state) == {"firing_rate", "n_seen"}
+    assert set(state) == {"firing_rate", "n_seen", "module.sparsity"}
     fresh = kwta.SynapticScaling(kwta.KWinnersTakeAll(0.1), boost_factor=2.0)
     fresh.load_state_dict(state)
     np.testing.assert_array_equal(fresh.firing_rate, layer.firing_rate)
@@ -283,7 +283,7 @@ def test_synaptic_scaling_state_dict_round_trip(rng):
 def test_synaptic_scaling_damps_a_busy_unit_only_for_positive_inputs():
     """The faithful quirk: a factor < 1 makes a negative pre-activation larger."""
     layer = kwta.SynapticScaling(kwta.KWinnersTakeAll(0.25), boost_factor=2.0)     # k = 1 of 4
-    layer.load_state_dict({"firing_rate": np.array([1.0, 0.0, 0.0, 0.0]), "n_seen": np.array(1)})
+    layer.load_state_dict({"firing_rate": np.array([1.0, 0.0, 0.0, 0.0]), "n_seen": np.array(1)}, strict=False)
     # unit 0 has the largest input in both rows; its factor is e^-2
     assert layer(np.array([[1.0, 0.9, 0.8, 0.7]]))[0, 0] == 0          # positive: damped, it loses
     assert layer(np.array([[-1.0, -1.1, -1.2, -1.3]]))[0, 0] == 1      # negative: pushed up, it wins
@@ -433,3 +433,146 @@ def test_mlp_kwta_trains_with_the_triplet_loss(rng):
     assert np.mean(losses[-5:]) < np.mean(losses[:5])
     np.testing.assert_array_equal(emb.sum(axis=1), kwta_k(0.1, 64))
     assert kwta.centroid_accuracy(emb, y, emb, y, 0.1) > 0.9
+
+
+# ------------------------------------------------------------------------------- bad input (issue 14)
+def _layers():
+    soft_eval = kwta.KWinnersTakeAllSoft(0.3).eval()
+    return [kwta.KWinnersTakeAll(0.3), kwta.KWinnersTakeAllSoft(0.3), soft_eval, kwta.WinnerTakeAll(),
+            kwta.SynapticScaling(kwta.KWinnersTakeAll(0.3))]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input_raises_naming_the_layer(bad):
+    """Hard kWTA used to give fewer than k winners on a NaN row, silently."""
+    x = np.array([[1.0, 0.0, 2.0, 3.0, 0.5], [1.0, bad, 2.0, 3.0, 0.5]])
+    for layer in _layers():
+        with pytest.raises(ValueError, match=rf"(?s)^{type(layer).__name__}\(.*finite"):
+            layer(x)
+    for fn, args in [(kwta.binary_centroids, (x, [0, 1], 0.4)),
+                     (kwta.predict_nearest_centroid, (x, [0], np.ones((1, 5)))),
+                     (kwta.TripletCosineLoss(), (x, ([0], [1], [0])))]:
+        with pytest.raises(ValueError, match="finite"):
+            fn(*args)
+
+
+def test_selection_on_nan_rows_has_no_boundary():
+    """Called directly, the selection propagates NaN: θ = NaN, no winner, boundary index D; the
+    other rows are untouched. The CUDA twin returns the same (tests/cudasim)."""
+    from nnlocal.methods.kwta import cpu, reference
+
+    x = np.array([[1.0, 0.0, np.nan], [3.0, 1.0, 2.0], [np.nan, 5.0, 4.0], [np.inf, -np.inf, 1.0]])
+    for impl in (reference, cpu):
+        theta, i_k, i_k1 = impl.kwta_threshold(x, 1, return_boundary=True)
+        np.testing.assert_array_equal(theta, [np.nan, 2.5, np.nan, np.inf])
+        np.testing.assert_array_equal(i_k, [3, 0, 3, 0])
+        np.testing.assert_array_equal(i_k1, [3, 2, 3, 2])
+        for got, want in zip(impl.kwta_boundary(x, 1), ([np.nan, 3, np.nan, np.inf], [np.nan, 2, np.nan, 1])):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(impl.kwta_winners(x, 1).sum(axis=1), [0, 1, 0, 1])
+
+
+def test_empty_batch_and_too_few_units_raise_naming_the_layer():
+    for layer in _layers():
+        name = type(layer).__name__
+        with pytest.raises(ValueError, match=rf"(?s)^{name}\(.*B >= 1"):     # used to be "cannot reshape ..."
+            layer(np.zeros((0, 10)))
+    with pytest.raises(ValueError, match=r"^KWinnersTakeAll\(.*D >= 2"):
+        kwta.KWinnersTakeAll(0.3)(np.zeros((3, 1)))
+
+
+@pytest.mark.parametrize("bad", ["0.1", None, [0.1], True])
+def test_non_numeric_arguments_raise_value_error(bad):
+    for make in (lambda: kwta.KWinnersTakeAll(bad), lambda: kwta.KWinnersTakeAllSoft(0.1, hardness=bad),
+                 lambda: kwta.SynapticScaling(kwta.KWinnersTakeAll(0.1), boost_factor=bad),
+                 lambda: kwta.TripletCosineLoss(margin=bad)):
+        with pytest.raises(ValueError, match="must be a real number"):      # '0.1' used to be a TypeError
+            make()
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0.0, np.nan, np.inf])
+def test_hardness_is_validated_after_construction(bad):
+    layer = kwta.KWinnersTakeAllSoft(0.1, hardness=2.0)
+    with pytest.raises(ValueError, match=r"KWinnersTakeAllSoft: hardness"):
+        layer.hardness = bad
+    assert layer.hardness == 2.0
+    with pytest.raises(ValueError, match="hardness"):
+        kwta.KWinnersTakeAllSoft(0.1, hardness=bad)
+
+
+def test_nan_boost_target_and_margin_raise():
+    inner = kwta.KWinnersTakeAll(0.1)
+    for kw in ({"boost_factor": np.nan}, {"boost_factor": np.inf}, {"target_sparsity": np.nan},
+               {"target_sparsity": 1.5}):
+        with pytest.raises(ValueError, match="SynapticScaling"):
+            kwta.SynapticScaling(inner, **kw)
+    layer = kwta.SynapticScaling(inner)
+    with pytest.raises(ValueError, match="boost_factor"):
+        layer.boost_factor = np.nan
+    for kw in ({"margin": np.nan}, {"eps": 0.0}, {"eps": np.nan}):
+        with pytest.raises(ValueError, match="TripletCosineLoss"):
+            kwta.TripletCosineLoss(**kw)
+    for kw in ({"gamma_sparsity": np.nan}, {"max_hardness": -1.0}, {"min_sparsity": 1.0}, {"step_size": 1.5}):
+        with pytest.raises(ValueError, match="KWTAScheduler"):
+            kwta.KWTAScheduler(kwta.KWinnersTakeAllSoft(0.2), **({"step_size": 2} | kw))
+
+
+def test_backward_needs_a_gradient_of_the_output_dtype(rng):
+    x = rng.standard_normal((3, 10)).astype(np.float32)
+    for layer in _layers():
+        layer(x)
+        for g in (np.ones((3, 10), dtype=np.int64), np.ones((3, 10), dtype=np.float64)):
+            with pytest.raises(ValueError, match=r"backward: expected grad_output of dtype float32"):
+                layer.backward(g)
+
+
+def _scheduled_net():
+    net = kwta.mlp_kwta(in_features=6, hidden=8, embedding=35, sparsity=0.2, hardness=2.0, rng=0)
+    sched = kwta.KWTAScheduler(net, step_size=10, gamma_sparsity=0.5, min_sparsity=0.05, gamma_hardness=2.0,
+                               max_hardness=20, compounding=False)
+    return net, sched
+
+
+def test_scheduled_sparsity_and_hardness_survive_save_and_load(tmp_path, rng):
+    """They used to come back as 0.2 / 2.0 after a reload, and eval gave 7 winners per row, not 2."""
+    import nnlocal
+
+    net, sched = _scheduled_net()
+    for _ in range(20):
+        sched.step()
+    assert (net[3].sparsity, net[3].hardness) == (0.05, 8.0)
+    nnlocal.save(net, tmp_path / "net.npz")
+    fresh, _ = _scheduled_net()
+    nnlocal.load(fresh, tmp_path / "net.npz")
+    assert (fresh[3].sparsity, fresh[3].hardness) == (0.05, 8.0)
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    np.testing.assert_array_equal(fresh.eval()(x).sum(axis=1), 2)
+
+
+def test_scheduler_state_survives_save_and_load(tmp_path):
+    """The scheduler's own state (epoch, initial values): a reloaded pair continues identically."""
+    import nnlocal
+
+    net, sched = _scheduled_net()
+    for _ in range(20):
+        sched.step()
+    nnlocal.save(net, tmp_path / "net.npz")
+    nnlocal.save(sched, tmp_path / "sched.npz")
+    fresh, fresh_sched = _scheduled_net()
+    nnlocal.load(fresh, tmp_path / "net.npz")
+    fresh_sched.initial = [(0.3, 5.0)]        # the non-compounding schedule must not start from these
+    nnlocal.load(fresh_sched, tmp_path / "sched.npz")
+    assert fresh_sched.epoch == 20
+    for _ in range(10):
+        sched.step()
+        fresh_sched.step()
+    assert fresh[3].hardness == net[3].hardness == 16.0 and fresh[3].sparsity == net[3].sparsity == 0.05
+    two = kwta.KWTAScheduler(nn.Sequential(net, kwta.KWinnersTakeAll(0.1)), step_size=1)
+    with pytest.raises(ValueError, match="shape"):
+        two.load_state_dict(sched.state_dict())
+    with pytest.raises(KeyError, match="keys"):
+        fresh_sched.load_state_dict({"epoch": np.array(3)})
+    bad = sched.state_dict() | {"initial_sparsity": np.array([1.5])}
+    with pytest.raises(ValueError, match="invalid state"):
+        fresh_sched.load_state_dict(bad)
+    assert fresh_sched.epoch == 30                # a refused state changes nothing

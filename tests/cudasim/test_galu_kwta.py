@@ -50,6 +50,22 @@ def test_kwta_threshold_matches_cpu_with_ties(gpu, cpu, rng):
     assert w[0].sum() == 3
 
 
+def test_kwta_selection_agrees_with_the_reference_on_non_finite_rows(gpu):
+    """A row holding NaN has no boundary (θ and both values NaN, index D, no winner); ±inf rank normally."""
+    from nnlocal.methods.kwta import reference
+
+    x = np.array([[1.0, 0.0, np.nan, 2.0], [3.0, 1.0, 2.0, 0.0], [np.nan, 5.0, 4.0, 1.0],
+                  [np.inf, -np.inf, 1.0, np.inf], [5.0, np.nan, np.nan, np.nan]])
+    for k in (1, 2):
+        for got, want in zip(gpu.kwta_threshold(x, k, return_boundary=True),
+                             reference.kwta_threshold(x, k, return_boundary=True)):
+            np.testing.assert_array_equal(got, want)
+        for got, want in zip(gpu.kwta_boundary(x, k), reference.kwta_boundary(x, k)):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(gpu.kwta_winners(x, k), reference.kwta_winners(x, k))
+    assert reference.kwta_threshold(x, 1, return_boundary=True)[1][0] == 4
+
+
 def test_kwta_threshold_float32_and_bad_k(gpu, cpu, rng):
     x = rng.normal(size=(2, 6)).astype(np.float32)
     th = gpu.kwta_threshold(x, 2)

@@ -20,12 +20,16 @@ def _kwta_kernel(x, k, half, nan, theta, v_k, v_k1, i_k, i_k1):
     tid = cuda.threadIdx.x
     nt = cuda.blockDim.x
     D = x.shape[1]
+    has_nan = cuda.shared.array(1, dtype=np.int32)
     if tid == 0:
         i_k[b] = D
         i_k1[b] = D
+        has_nan[0] = 0
     cuda.syncthreads()
     for j in range(tid, D, nt):
         v = x[b, j]
+        if v != v:                   # NaN: the row has no boundary (as the CPU's partition + min)
+            has_nan[0] = 1
         greater = 0
         at_least = 0
         for i in range(D):           # all threads read the same x[b, i]: a broadcast
@@ -42,16 +46,18 @@ def _kwta_kernel(x, k, half, nan, theta, v_k, v_k1, i_k, i_k1):
             cuda.atomic.min(i_k1, b, j)
     cuda.syncthreads()
     if tid == 0:
-        if i_k[b] < D and i_k1[b] < D:
+        if has_nan[0] == 0 and i_k[b] < D and i_k1[b] < D:
             a = x[b, i_k[b]]
             c = x[b, i_k1[b]]
             v_k[b] = a
             v_k1[b] = c
             theta[b] = (a + c) * half
-        else:  # only with NaN in the row: no value has the rank
+        else:  # a row holding NaN: no boundary value, no winner, index D (the CPU's convention)
             v_k[b] = nan
             v_k1[b] = nan
             theta[b] = nan
+            i_k[b] = D
+            i_k1[b] = D
 
 
 @cuda.jit
@@ -93,9 +99,8 @@ def kwta_threshold(x, k: int, return_boundary: bool = False):
     counts for its elements j how many entries are greater (g) and at least as large (ge); the
     k-th largest is the value with g < k ≤ ge, ties handled exactly, and ``atomic.min`` keeps the
     first column holding it. O(D²) comparisons per row (D = 512: 2.6·10⁵, negligible on a GPU; a
-    radix select would pay off from D ≈ 10⁴). NaN inputs are not supported: the CPU's partition
-    orders them last; here a row whose k-th or (k+1)-th value cannot be ranked gets θ = NaN and the
-    index D.
+    radix select would pay off from D ≈ 10⁴). A row holding NaN gets θ = NaN, both boundary values NaN
+    and the index D, as on the CPU.
     """
     theta, _, _, i_k, i_k1 = kwta_select_device(x, k)
     if not return_boundary:
