@@ -1,6 +1,6 @@
 """BU-TD (nnlocal.methods.butd): Counter-Hebb = backprop, GaLU gating, top-down weights, the task head.
 
-The core claim of the seed (spec §5.3): with shared top-down weights, the Counter-Hebb update after
+The core claim (see nnlocal.methods.butd.reference): with shared top-down weights, the Counter-Hebb update after
 the error TD pass equals torch autograd's gradients exactly. Each net below is mirrored by a torch
 function built from the same parameters (``torch_bu`` / ``torch_td``), in float64, at rtol 1e-10.
 """
@@ -455,3 +455,137 @@ def test_errors():
     with pytest.raises(ValueError, match="task indices"):
         net(np.ones((2, 4), np.float32), np.array([0, 2]))
     assert net(np.ones((2, 4), np.float32), 1).shape == (2, 2)     # one task for the whole batch
+
+
+# =========================================================================== bad input (issue 14)
+def _guided(rng_seed=0, core=None):
+    core = butd.fc_core((4,), hidden=5, rng=rng_seed) if core is None else core
+    return butd.TaskBUTDNet(core, n_classes=3, n_tasks=2, task_embedding=4, rng=rng_seed + 1)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_galu_kernels_agree_with_the_reference_on_non_finite_values(relu):
+    """The Numba kernel used to map NaN to 0 with relu=True (the reference propagates it)."""
+    from nnlocal.methods.butd import reference
+
+    x = np.array([np.nan, np.nan, np.inf, np.inf, -np.inf, -np.inf, 1.0, -1.0, 2.0, np.nan])
+    c = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0, np.nan, np.nan, np.inf, -np.inf])
+    want = reference.galu(x, c, relu)
+    assert np.isnan(want[0]) and want[1] == 0 and want[3] == 0 and want[6] == 0
+    for dtype in (np.float32, np.float64):
+        np.testing.assert_array_equal(galu(x.astype(dtype), c.astype(dtype), relu), want.astype(dtype))
+
+
+def test_guided_net_rejects_a_nan_image():
+    """A guided TaskBUTDNet used to return finite logits for a NaN image."""
+    net = _guided()
+    x = np.ones((2, 4), np.float32)
+    x[1, 2] = np.nan
+    with pytest.raises(ValueError, match=r"(?s)^TaskBUTDNet\(.*finite input"):
+        net(x, np.array([0, 1]))
+    x[1, 2] = np.inf
+    with pytest.raises(ValueError, match=r"(?s)^TaskBUTDNet\(.*finite input"):
+        net(x, np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"(?s)^TaskBUTDNet\(.*finite task vectors"):
+        net(np.ones((2, 4), np.float32), np.array([[1.0, np.nan], [0.0, 1.0]], np.float32))
+    fc = butd.fc_net((4,), n_classes=3, hidden=5, rng=0)
+    for call, name in [(lambda: fc(x), "BUTDNet"), (lambda: fc.core(x), "BUTDSequential"),
+                       (lambda: fc.core[1](x), "BUTDLinear"),
+                       (lambda: butd.BUTDConv2d(1, 2, 3, rng=0)(np.full((1, 1, 5, 5), np.nan, np.float32)),
+                        "BUTDConv2d")]:
+        with pytest.raises(ValueError, match=rf"(?s)^{name}\(.*finite input"):
+            call()
+    fc(np.ones((2, 4), np.float32))
+    with pytest.raises(ValueError, match=r"(?s)^BUTDNet\(.*finite top-down input"):
+        butd.counter_hebb_(fc, np.array([[np.nan, 0, 0], [0, 0, 0]], np.float32))
+    with pytest.raises(ValueError, match=r"(?s)^BUTDLinear\(.*finite top-down input"):
+        fc.head.back_forward(np.full((2, 3), np.inf, np.float32))
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: _guided().__class__(butd.fc_core((4,), hidden=5, rng=0), n_classes=3, n_tasks=0), "TaskBUTDNet"),
+    (lambda: butd.TaskBUTDNet(butd.fc_core((4,), hidden=5, rng=0), n_classes=0, n_tasks=2), "TaskBUTDNet"),
+    (lambda: butd.TaskBUTDNet(butd.fc_core((4,), hidden=5, rng=0), 3, 2, task_embedding=0), "TaskBUTDNet"),
+    (lambda: butd.BUTDNet(butd.fc_core((4,), hidden=5, rng=0), n_classes=-1), "BUTDNet"),
+    (lambda: butd.BUTDLinear(0, 3), "BUTDLinear"),
+    (lambda: butd.BUTDLinear(3.7, 2), "BUTDLinear"),
+    (lambda: butd.BUTDLinear(3, "2"), "BUTDLinear"),
+    (lambda: butd.BUTDConv2d(1, 0, 3), "BUTDConv2d"),
+    (lambda: butd.fc_core((4,), hidden=5, depth=0), "fc_core"),
+])
+def test_bad_sizes_raise_naming_the_class(make, name):
+    with pytest.raises(ValueError, match=rf"^{name}: .* must be an int >= 1"):
+        make()
+
+
+def test_input_shape_errors_talk_about_the_input():
+    """A 1-D image batch used to be reported as '4 tasks for a batch of 6'."""
+    net = _guided()
+    with pytest.raises(ValueError, match=r"(?s)^TaskBUTDNet\(.*expected input of shape \(B, 4\) with B >= 1, "
+                                         r"got \(6,\)"):
+        net(np.ones(6, np.float32), np.array([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match=r"(?s)expected input of shape \(B, 4\) with B >= 1, got \(0, 4\)"):
+        net(np.ones((0, 4), np.float32), 0)
+    with pytest.raises(ValueError, match=r"^TaskBUTDNet: 4 tasks for a batch of 6 images"):
+        net(np.ones((6, 4), np.float32), np.array([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match=r"^TaskBUTDNet: 3 tasks for a batch of 2 images"):
+        net(np.ones((2, 4), np.float32), np.ones((3, 2), np.float32))
+    with pytest.raises(ValueError, match=r"(?s)^BUTDNet\(.*expected input of shape \(B, 1, 4, 4\)"):
+        butd.fc_net((1, 4, 4), n_classes=3, hidden=5, rng=0)(np.ones((2, 16), np.float32))
+
+
+def _grads(net):
+    return {n: p.grad.copy() for n, p in net.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("kind", ["fc", "simple", "guided"])
+@pytest.mark.parametrize("learning", ["bp", "ch"])
+def test_editing_inputs_in_place_after_forward_changes_no_gradient(rng, kind, learning):
+    """The contract chosen for BU-TD: public entry points keep a copy of their input (cheap: one copy
+    of the image batch per call). It used to change the first layer's gradients."""
+    if kind == "fc":
+        net, shape = butd.fc_net((1, 4, 4), n_classes=3, hidden=6, rng=0, dtype=np.float64), (1, 4, 4)
+    elif kind == "simple":
+        shape = (1, 8, 8)
+        core = butd.simple_core(shape, channels=2, out_features=5, kernel_size=3, padding=1, rng=0, dtype=np.float64)
+        net = butd.BUTDNet(core, 3, rng=1, dtype=np.float64)
+    else:
+        net, shape = _guided().to(np.float64), (4,)
+    x = rng.random((5,) + shape)
+    g = rng.standard_normal((5, 3))
+    tasks = np.array([0, 1, 1, 0, 1])
+    grads = []
+    for edit in (False, True):
+        net.zero_grad()
+        x_in, g_in = x.copy(), g.copy()
+        net(x_in, tasks) if kind == "guided" else net(x_in)
+        if learning == "ch":
+            net.back_forward(g_in, need_output=False)
+        if edit:
+            x_in[...] = -3.0
+            g_in[...] = 5.0
+        net.counter_hebb_update() if learning == "ch" else net.backward(g_in if not edit else g)
+        grads.append(_grads(net))
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for name in grads[0]:
+        np.testing.assert_array_equal(grads[1][name], grads[0][name], err_msg=name)
+
+
+def test_backward_needs_a_gradient_of_the_output_dtype(rng):
+    """An int64 gradient used to be cast silently."""
+    x = rng.random((2, 1, 6, 6)).astype(np.float32)
+    block = butd.BUTDBasicBlock(1, 2, stride=2, rng=0)
+    conv = butd.BUTDConv2d(1, 2, 3, rng=0)
+    core = butd.simple_core((1, 6, 6), channels=2, out_features=4, kernel_size=3, padding=1, pools=((2, 2), (1, 1)),
+                            rng=0)
+    net = butd.BUTDNet(core, 3, rng=0)
+    guided = _guided()
+    cases = [(butd.BUTDLinear(36, 3, rng=0), x.reshape(2, 36)), (conv, x), (butd.BUTDFlatten(), x), (block, x),
+             (core, x), (net, x), (guided, x[:, 0, 0, :4])]
+    for module, inp in cases:
+        out = module(inp, np.array([0, 1])) if module is guided else module(inp)
+        for bad in (np.ones(out.shape, np.int64), np.ones(out.shape, np.float64)):
+            with pytest.raises(ValueError, match=rf"(?s)^{type(module).__name__}\(.*backward: expected grad_output "
+                                                 r"of dtype float32"):
+                module.backward(bad)
+        module.backward(np.ones(out.shape, np.float32))          # the right one passes

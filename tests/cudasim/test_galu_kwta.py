@@ -20,6 +20,17 @@ def test_galu_matches_cpu(gpu, cpu, rng, relu):
     np.testing.assert_array_equal(y_g, y_c)     # a selection: exactly equal
 
 
+@pytest.mark.parametrize("relu", [False, True])
+def test_galu_agrees_with_the_reference_on_non_finite_values(gpu, relu):
+    from nnlocal.methods.butd import reference
+
+    x = np.array([np.nan, np.nan, np.inf, np.inf, -np.inf, 1.0, -1.0, 2.0])
+    gate = np.array([1.0, -1.0, 1.0, -1.0, 1.0, np.nan, np.nan, np.inf])
+    want = reference.galu(x, gate, relu)
+    assert np.isnan(want[0]) and want[1] == 0        # NaN passes an open gate (relu too), a closed one gives 0
+    np.testing.assert_array_equal(gpu.galu(x, gate, relu), want)
+
+
 def test_galu_int_gate_and_in_place(gpu, cpu, rng):
     x = rng.normal(size=(3, 4)).astype(np.float32)
     gate = rng.integers(-2, 3, size=(3, 4))

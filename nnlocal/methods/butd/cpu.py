@@ -38,7 +38,8 @@ def _relu_galu_flat(x, c, out):  # pragma: no cover - jitted
     zero = x.dtype.type(0)
     for i in range(x.size):
         v = x[i]
-        out[i] = v if (c[i] > 0 and v > zero) else zero
+        # max(v, 0) as np.maximum: NaN stays NaN (a test ``v > 0`` would map it to 0)
+        out[i] = (zero if v < zero else v) if c[i] > 0 else zero
     return out
 
 

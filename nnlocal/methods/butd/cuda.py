@@ -18,8 +18,8 @@ def _galu_kernel(x, c, relu, zero, out):
     stride = cuda.gridsize(1)
     for i in range(start, x.shape[0], stride):
         v = x[i]
-        if relu:
-            out[i] = v if (c[i] > 0 and v > zero) else zero
+        if relu:                     # max(v, 0) as np.maximum: NaN stays NaN
+            out[i] = (zero if v < zero else v) if c[i] > 0 else zero
         else:
             out[i] = v if c[i] > 0 else zero
 
