@@ -11,9 +11,15 @@ steps), or 6,000 with ``quick``.
 * ``butd_ch_separate_epoch``: the same with separate top-down weights, against a torch twin that
   also keeps W̄ and lets Adam update it with W's gradient transposed (the same work);
 * ``butd_ch_gradients_epoch``: the shared-weights epoch without the optimizer step (forward, loss
-  gradient and CH against torch's forward and ``backward``): BU-TD's own share of the work.
+  gradient and CH against torch's forward and ``backward``): BU-TD's own share of the work;
+* ``galu kernel``: the Numba GaLU (``cpu.galu``) against its NumPy reference (``reference.galu``) on
+  the same float32 arrays (random values and gates), at the sizes BU-TD gates: the FC net's hidden
+  layer (20, 500), the simple net's first conv map on Multi-MNIST (64, 32, 24, 24) and a ResNet-18
+  stage-1 map on CIFAR-10 (128, 64, 32, 32; batch 16 with ``quick``), with ``relu=True`` (the
+  guided BU pass) and ``relu=False`` (the backprop and TD gates). The kernel stays only if it wins
+  at every size.
 
-Goal: ratio = nnlocal / torch <= 1.0.
+Goal: ratio = nnlocal / torch (or / the reference) <= 1.0.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import numpy as np
 from benchmarks.common import Case
 from nnlocal import optim
 from nnlocal.methods import butd
+from nnlocal.methods.butd import cpu, reference
 
 BATCH, HIDDEN, LR = 20, 500, 1e-4
 
@@ -71,6 +78,21 @@ def _torch_epoch(x, y, separate: bool = False, step: bool = True):
     return run
 
 
+def _galu_cases(quick: bool) -> list[Case]:
+    rng = np.random.default_rng(0)
+    shapes = {"FC-500 hidden": (20, 500), "simple net conv1": (64, 32, 24, 24),
+              "ResNet-18 stage 1": (16 if quick else 128, 64, 32, 32)}
+    out = []
+    for name, shape in shapes.items():
+        x = rng.standard_normal(shape, dtype=np.float32)
+        gate = rng.standard_normal(shape, dtype=np.float32)
+        for relu in (True, False):
+            out.append(Case(f"galu kernel, {name} {shape}, relu={relu}", lambda x=x, g=gate, r=relu: cpu.galu(x, g, r),
+                            lambda x=x, g=gate, r=relu: reference.galu(x, g, r), baseline_name="NumPy reference",
+                            bytes=3 * x.nbytes, goal="ratio < 1 at every size (else the kernel goes)"))
+    return out
+
+
 def cases(quick: bool = False) -> list[Case]:
     n = 6_000 if quick else 60_000
     x, y = _data(n)
@@ -86,4 +108,4 @@ def cases(quick: bool = False) -> list[Case]:
         Case(f"butd_ch_gradients_epoch (FC-500, {n} images, no optimizer step)", _ch_epoch(x, y, "shared", False),
              _torch_epoch(x, y, step=False), baseline_name="torch fwd+backward", flops=flops,
              goal="ratio <= 1.0 (BU-TD's own work)"),
-    ]
+    ] + _galu_cases(quick)
