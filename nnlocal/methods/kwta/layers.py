@@ -46,6 +46,20 @@ def _real(owner, name: str, value) -> float:
     return float(value)
 
 
+def _checked(name: str, ok, expected: str) -> property:
+    """A float attribute stored as ``_<name>`` and checked on every assignment (construction included):
+    a ``ValueError`` naming the class unless ``ok(value)``; ``expected`` says what is allowed."""
+    attr = "_" + name
+
+    def fset(self, value) -> None:
+        value = _real(self, name, value)
+        if not ok(value):
+            raise ValueError(f"{type(self).__name__}: {name} must be {expected}, got {value!r}")
+        object.__setattr__(self, attr, value)
+
+    return property(lambda self: getattr(self, attr), fset, doc=f"{name}: {expected} (checked on assignment)")
+
+
 def _flatten(layer, x, min_units: int = 2) -> np.ndarray:
     """Check a layer's input (float ndarray, ``(B, ...)`` with B ≥ 1 and at least ``min_units`` units
     per sample, finite) and return it as ``(B, D)``."""
@@ -73,16 +87,7 @@ class KWinnersTakeAll(Module):
         self.register_buffer("sparsity", sparsity)      # validated by the property below
         self.device = check_device(device, type(self).__name__)
 
-    @property
-    def sparsity(self) -> float:
-        return self._sparsity
-
-    @sparsity.setter
-    def sparsity(self, value) -> None:
-        value = _real(self, "sparsity", value)
-        if not 0.0 < value < 1.0:
-            raise ValueError(f"{type(self).__name__}: sparsity must lie in (0, 1), got {value!r}")
-        object.__setattr__(self, "_sparsity", value)
+    sparsity = _checked("sparsity", lambda v: 0.0 < v < 1.0, "a number in (0, 1)")
 
     def extra_repr(self) -> str:
         return f"sparsity={self.sparsity}"
@@ -128,16 +133,7 @@ class KWinnersTakeAllSoft(KWinnersTakeAll):
         self.register_buffer("hardness", hardness)      # validated by the property below
         self.hard = bool(hard)
 
-    @property
-    def hardness(self) -> float:
-        return self._hardness
-
-    @hardness.setter
-    def hardness(self, value) -> None:
-        value = _real(self, "hardness", value)
-        if not (value > 0 and math.isfinite(value)):
-            raise ValueError(f"{type(self).__name__}: hardness must be a finite number > 0, got {value!r}")
-        object.__setattr__(self, "_hardness", value)
+    hardness = _checked("hardness", lambda v: 0.0 < v < math.inf, "a finite number > 0")
 
     def extra_repr(self) -> str:
         return f"sparsity={self.sparsity}, hardness={self.hardness}, hard={self.hard}"
@@ -227,27 +223,8 @@ class SynapticScaling(Module):
         self.register_buffer("firing_rate", None)
         self.register_buffer("n_seen", np.zeros((), dtype=np.int64))
 
-    @property
-    def boost_factor(self) -> float:
-        return self._boost_factor
-
-    @boost_factor.setter
-    def boost_factor(self, value) -> None:
-        value = _real(self, "boost_factor", value)
-        if not math.isfinite(value):
-            raise ValueError(f"SynapticScaling: boost_factor must be a finite number, got {value!r}")
-        object.__setattr__(self, "_boost_factor", value)
-
-    @property
-    def target_sparsity(self) -> float:
-        return self._target_sparsity
-
-    @target_sparsity.setter
-    def target_sparsity(self, value) -> None:
-        value = _real(self, "target_sparsity", value)
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"SynapticScaling: target_sparsity must lie in [0, 1], got {value!r}")
-        object.__setattr__(self, "_target_sparsity", value)
+    boost_factor = _checked("boost_factor", math.isfinite, "a finite number")
+    target_sparsity = _checked("target_sparsity", lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 
     def extra_repr(self) -> str:
         return f"boost_factor={self.boost_factor}, target_sparsity={self.target_sparsity}"
