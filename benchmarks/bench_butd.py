@@ -12,14 +12,15 @@ steps), or 6,000 with ``quick``.
   also keeps W̄ and lets Adam update it with W's gradient transposed (the same work);
 * ``butd_ch_gradients_epoch``: the shared-weights epoch without the optimizer step (forward, loss
   gradient and CH against torch's forward and ``backward``): BU-TD's own share of the work;
-* ``galu kernel``: the Numba GaLU (``cpu.galu``) against its NumPy reference (``reference.galu``) on
-  the same float32 arrays (random values and gates), at the sizes BU-TD gates: the FC net's hidden
-  layer (20, 500), the simple net's first conv map on Multi-MNIST (64, 32, 24, 24) and a ResNet-18
-  stage-1 map on CIFAR-10 (128, 64, 32, 32; batch 16 with ``quick``), with ``relu=True`` (the
-  guided BU pass) and ``relu=False`` (the backprop and TD gates). The kernel stays only if it wins
-  at every size.
 
-Goal: ratio = nnlocal / torch (or / the reference) <= 1.0.
+Goal: ratio = nnlocal / torch <= 1.0.
+
+``python -m benchmarks.bench_butd --kernels`` (:func:`kernel_cases`) times the Numba GaLU
+(``cpu.galu``) against its NumPy reference (``reference.galu``) on the same float32 arrays (random
+values and gates) at the sizes BU-TD gates: the FC net's hidden layer (20, 500), the simple net's
+first conv map on Multi-MNIST (64, 32, 24, 24) and a ResNet-18 stage-1 map on CIFAR-10
+(128, 64, 32, 32; batch 16 with ``--quick``), with ``relu=True`` (the guided BU pass) and
+``relu=False`` (the backprop and TD gates). The kernel stays only if it wins at every size.
 """
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ def _torch_epoch(x, y, separate: bool = False, step: bool = True):
     return run
 
 
-def _galu_cases(quick: bool) -> list[Case]:
+def kernel_cases(quick: bool = False) -> list[Case]:
     rng = np.random.default_rng(0)
     shapes = {"FC-500 hidden": (20, 500), "simple net conv1": (64, 32, 24, 24),
               "ResNet-18 stage 1": (16 if quick else 128, 64, 32, 32)}
@@ -108,4 +109,22 @@ def cases(quick: bool = False) -> list[Case]:
         Case(f"butd_ch_gradients_epoch (FC-500, {n} images, no optimizer step)", _ch_epoch(x, y, "shared", False),
              _torch_epoch(x, y, step=False), baseline_name="torch fwd+backward", flops=flops,
              goal="ratio <= 1.0 (BU-TD's own work)"),
-    ] + _galu_cases(quick)
+    ]
+
+
+if __name__ == "__main__":  # python -m benchmarks.bench_butd [--quick] [--repeat N] [--kernels]
+    import argparse
+
+    from benchmarks.common import pin_one_thread, run_case
+    from nnlocal.report import machine_summary, print_table
+
+    parser = argparse.ArgumentParser(description="BU-TD benchmarks (one thread each side)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--kernels", action="store_true", help="the Numba GaLU vs its NumPy reference only")
+    args = parser.parse_args()
+    pin_one_thread()
+    chosen = kernel_cases(args.quick) if args.kernels else cases(quick=args.quick)
+    print_table([run_case(c, repeat=args.repeat) for c in chosen],
+                title=("BU-TD GaLU kernel vs reference" if args.kernels else "BU-TD benchmarks")
+                + f" - {machine_summary()}")
