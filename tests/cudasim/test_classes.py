@@ -136,6 +136,39 @@ def test_epnet_relaxes_and_learns_identically_on_cuda(rng):
         np.testing.assert_allclose(w_g, w_c, rtol=1e-10, atol=1e-14)
 
 
+def test_epnet_keeps_its_couplings_on_the_device_between_phases(rng, monkeypatch):
+    """The couplings and biases are uploaded once per change of the parameters (after each update), not
+    on every relaxation: one upload for the free and the nudged phase of a batch."""
+    from nnlocal.methods.eqprop import EPNet
+    from nnlocal.methods.eqprop import cuda as ep_cuda
+
+    net = EPNet([4, 5, 6, 3], rng=2, dtype=np.float64, device="cuda")
+    uploads = []
+    real = ep_cuda.to_device
+
+    def counting(a, dtype=None):
+        if not ep_cuda.is_device(a) and np.shape(a) in (net._vt.shape, net._b.shape):
+            uploads.append(np.shape(a))
+        return real(a, dtype)
+
+    monkeypatch.setattr(ep_cuda, "to_device", counting)
+    x = rng.random((2, 4))
+    cpu_twin = EPNet([4, 5, 6, 3], rng=2, dtype=np.float64)
+    for step in range(2):
+        net.train_batch(x, [0, 2], n_free=2, n_nudged=2, lrs=0.1)
+        cpu_twin.train_batch(x, [0, 2], n_free=2, n_nudged=2, lrs=0.1)
+        assert len(uploads) == 2 * (step + 1), uploads      # vt and bias once per batch (two phases)
+    s_g, s_c = net.relax(x, 3), cpu_twin.relax(x, 3)
+    assert len(uploads) == 6                             # changed by the last update: uploaded again
+    net.relax(x, 3)
+    assert len(uploads) == 6                             # unchanged: resident
+    np.testing.assert_allclose(s_g, s_c, rtol=1e-10)
+    net.weights[1][0, 0] += 1.0                          # an edit through the views is seen
+    cpu_twin.weights[1][0, 0] += 1.0
+    np.testing.assert_allclose(net.relax(x, 3), cpu_twin.relax(x, 3), rtol=1e-10)
+    assert len(uploads) == 8
+
+
 def test_butd_counter_hebb_on_cuda_equals_cpu(rng):
     from nnlocal.methods import butd
 

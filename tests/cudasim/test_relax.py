@@ -142,22 +142,45 @@ def test_ep_relax_matches_cpu(gpu, cpu, rng, beta):
     assert not np.allclose(s_g, s0)
 
 
-def test_ep_relax_blas_and_single_layer(gpu, cpu, rng):
+def test_ep_relax_single_layer_and_resident_parameters(gpu, cpu, rng):
     sizes = (3, 2)
     couplings, c, bias, s0, target = _layered(rng, sizes)
+    vt = cpu.ep_pack_couplings(couplings)
     s_c, s_g = s0.copy(), s0.copy()
-    r_c = cpu.ep_relax_blas(c, couplings, bias, s_c, sizes, 2, 0.5, 0.5, target)
-    r_g = gpu.ep_relax_blas(c, couplings, bias, s_g, sizes, 2, 0.5, 0.5, target)
+    r_c = cpu.ep_relax(c, vt, bias, s_c, sizes, 2, 0.5, 0.5, target)
+    r_g = gpu.ep_relax(c, *gpu.ep_resident(vt, bias), s_g, sizes, 2, 0.5, 0.5, target)   # device couplings
     assert_close(s_g, s_c)
     assert_close(r_g, r_c)
-    # one non-input layer: no couplings at all (an empty vt)
+    # one non-input layer: no couplings at all (an empty vt, also when made resident)
     c1 = rng.normal(size=(2, 3))
     b1 = rng.normal(size=3)
     s1 = rng.uniform(size=(2, 3))
-    s1c, s1g = s1.copy(), s1.copy()
-    assert_close(gpu.ep_relax(c1, np.zeros(0), b1, s1g, [3], 2, 0.5),
-                 cpu.ep_relax(c1, np.zeros(0), b1, s1c, [3], 2, 0.5))
+    s1c, s1g, s1r = s1.copy(), s1.copy(), s1.copy()
+    expected = cpu.ep_relax(c1, np.zeros(0), b1, s1c, [3], 2, 0.5)
+    assert_close(gpu.ep_relax(c1, np.zeros(0), b1, s1g, [3], 2, 0.5), expected)
+    assert_close(gpu.ep_relax(c1, *gpu.ep_resident(np.zeros(0), b1), s1r, [3], 2, 0.5), expected)
     assert_close(s1g, s1c)
+    assert_close(s1r, s1c)
+
+
+def test_ep_relax_propagates_nan_like_the_cpu(gpu, cpu, rng):
+    """The CUDA clip keeps a NaN as np.clip does (the CPU kernel used to map it to 0)."""
+    sizes = (3, 2)
+    couplings, c, bias, s0, target = _layered(rng, sizes)
+    c[1, 0] = np.nan
+    vt = cpu.ep_pack_couplings(couplings)
+    s_c, s_g = s0.copy(), s0.copy()
+    cpu.ep_relax(c, vt, bias, s_c, sizes, 2, 0.5, 0.5, target)
+    gpu.ep_relax(c, vt, bias, s_g, sizes, 2, 0.5, 0.5, target)
+    assert np.isnan(s_c[1]).any() and np.isfinite(s_c[0]).all()
+    assert_close(s_g, s_c)
+    d = rng.normal(size=s0.shape)
+    d[0, 1] = np.nan
+    s_c, s_g = s0.copy(), s0.copy()
+    cpu.ep_update_elementwise(s_c, d.copy(), 0.5, 0.0)
+    gpu.ep_update_elementwise(s_g, d.copy(), 0.5, 0.0)
+    assert np.isnan(s_c[0, 1])
+    assert_close(s_g, s_c)
 
 
 def test_ep_relax_state_stays_on_device_between_phases(gpu, cpu, rng):

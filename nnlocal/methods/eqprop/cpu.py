@@ -1,28 +1,64 @@
 r"""Numba twins of :mod:`nnlocal.methods.eqprop.reference` (selected by ``nnlocal.kernels.use("numba")``).
 
-* :func:`ep_relax` - everything fused in one Numba loop, two samples and two coupling rows at a time
-  (best at small batches and for small couplings: 784-500-10 at batch 20 it is 1.9× faster than the
-  BLAS variant, and 784-500-500-10 at batch 20 still 1.4×);
-* :func:`ep_relax_blas` - the matrix products as BLAS GEMMs over the batch, the elementwise update
-  fused in :func:`ep_update_elementwise` (best for large couplings and large batches: 784-500-500-10
-  at batch 100 1.3×, at batch 500 1.6× faster than the fused loop).
+Two ways to run :func:`~nnlocal.methods.eqprop.reference.ep_relax` fast, each paying at some sizes:
 
-The fused kernel reads each row of ``V_lᵀ`` once per pair of samples: the upward product is a dot
-product of each row with ``s_l``, the downward one an axpy of each row into ``d_l``, both in one
-pass. dtype: every kernel computes in the dtype of its state array; scalars (ε, β, bounds) are cast
-to it by the wrappers (a Python float inside ``@njit`` would silently promote float32 to float64).
+* **fused** (:func:`ep_relax_fused`): the whole relaxation in one Numba loop, two samples and two
+  coupling rows at a time, all steps of a pair with its couplings in cache. Best while the
+  couplings between non-input layers are small (784-500-10: one 500×10 coupling).
+* **blas** (:func:`ep_relax_blas`): the reference's step loop (the drives as BLAS GEMMs over the
+  batch) with the elementwise half fused in Numba (:func:`ep_update_elementwise`). Best for large
+  couplings at large batches (784-500-500-10 at batch ≥ 64), where a GEMM reads each coupling once
+  per step for the whole batch and the fused loop reads it once per pair of samples.
+
+:func:`ep_relax` chooses between them by size with :func:`ep_kernel_for` - the one place where that
+rule lives (``EPNet(kernel="auto")`` asks it). The measured table is in ``docs/eqprop.md``
+(``python benchmarks/bench_eqprop.py --kernels``).
+
+:func:`ep_update` is the learning rule with W_0's update as one in-place BLAS gemm (no temporary).
+
+NaN: the kernels are compiled with fast-math flags that keep IEEE NaN/inf semantics (no ``nnan``,
+``ninf``), so a NaN input propagates exactly as in the reference's ``np.clip`` (a plain
+``fastmath=True`` lets LLVM turn the clip into min/max, which maps NaN to a bound).
+dtype: every kernel computes in the dtype of its state array; scalars (ε, β, bounds) are cast to it
+by the wrappers (a Python float inside ``@njit`` would silently promote float32 to float64).
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from .reference import ep_pack_couplings, relax_with
+from .reference import ep_pack_couplings, ep_relax as _reference_relax, rho
 
-__all__ = ["ep_relax", "ep_relax_blas", "ep_update_elementwise", "ep_pack_couplings"]
+# the twins of reference.py's functions (cuda.py offers the same names); ep_relax_fused, ep_relax_blas and
+# ep_kernel_for are this module's own choice between its two kernels
+__all__ = ["ep_relax", "ep_update_elementwise", "ep_update", "ep_pack_couplings"]
+
+#: LLVM fast-math flags without ``nnan``/``ninf``: reassociation (vectorised sums) but IEEE NaN handling
+_FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+#: the size rule of :func:`ep_kernel_for` (measured; docs/eqprop.md): the BLAS variant serves batches of at
+#: least ``BLAS_MIN_BATCH`` examples when a coupling between non-input layers has ``BLAS_MIN_COUPLING`` entries
+BLAS_MIN_COUPLING = 65536
+BLAS_MIN_BATCH = 64
 
 
-@njit(cache=True, fastmath=True)
+def ep_kernel_for(sizes, batch: int) -> str:
+    """Which kernel serves a relaxation of a batch of ``batch`` examples through non-input layers
+    ``sizes``: ``"blas"`` when a coupling between non-input layers has at least ``BLAS_MIN_COUPLING``
+    entries and the batch has at least ``BLAS_MIN_BATCH`` examples, else ``"fused"``."""
+    sizes = [int(n) for n in sizes]
+    big = any(a * b >= BLAS_MIN_COUPLING for a, b in zip(sizes[:-1], sizes[1:]))
+    return "blas" if big and batch >= BLAS_MIN_BATCH else "fused"
+
+
+def ep_relax(c, vt, bias, s, sizes, steps, eps, beta=0.0, target=None):
+    """:func:`~nnlocal.methods.eqprop.reference.ep_relax` by the kernel that is fastest at this size
+    (:func:`ep_kernel_for`). Same arguments, same in-place update, same ``residuals`` (steps,)."""
+    relax = ep_relax_blas if ep_kernel_for(sizes, s.shape[0]) == "blas" else ep_relax_fused
+    return relax(c, vt, bias, s, sizes, steps, eps, beta, target)
+
+
+@njit(cache=True, fastmath=_FASTMATH)
 def _ep_relax_kernel(c, vt, bias, s, sizes, steps, eps, beta, target, lo, hi, residuals):
     # Two samples and two coupling rows at a time: each row is loaded once for both samples, the four
     # dot products are independent chains, and the down-drive is loaded/stored once per two rows
@@ -139,36 +175,30 @@ def _ep_relax_kernel(c, vt, bias, s, sizes, steps, eps, beta, target, lo, hi, re
             s[b1, h] = x1[h]
 
 
-def ep_relax(c, vt, bias, s, sizes, steps, eps, beta=0.0, target=None):
-    r"""Symmetric-EP relaxation, all fused in Numba (two samples at a time, all their steps with the
-    couplings in cache).
-
-    Parameters
-    ----------
-    c : (B, sizes[0]) hoisted input drive ``x W_0`` (computed once per batch with BLAS).
-    vt : (P,) packed transposed couplings between non-input layers (:func:`ep_pack_couplings`).
-    bias : (H,) packed biases of the non-input layers.
-    s : (B, H) packed state in [0, 1], updated **in place**.
-    sizes : (L,) int64 sizes of the non-input layers (the last one is the output).
-    steps, eps : number of steps and step size ε.
-    beta : nudging strength; the output layer gets the extra drive ``beta (target - s_out)``.
-    target : (B, sizes[-1]).
-
-    Returns ``residuals`` (steps,): ``Σ_{b, h} (s_new - s_old)²`` per step (the squared state change).
-    """
+def ep_relax_fused(c, vt, bias, s, sizes, steps, eps, beta=0.0, target=None):
+    r"""The relaxation all fused in Numba (two samples at a time, all their steps with the couplings in
+    cache). Arguments and result as :func:`~nnlocal.methods.eqprop.reference.ep_relax`: ``c`` (B,
+    sizes[0]) input drive, ``vt`` (P,) packed transposed couplings, ``bias`` (H,), ``s`` (B, H) updated
+    in place, ``sizes`` (L,), ``target`` (B, sizes[-1]); returns ``residuals`` (steps,)."""
     dtype = s.dtype
     t = dtype.type
     sizes = np.asarray(sizes, dtype=np.int64)
     if target is None or beta == 0:
         target = np.zeros((s.shape[0], int(sizes[-1])), dtype=dtype)
-    residuals = np.zeros(steps, dtype=dtype)
+    residuals = np.zeros(int(steps), dtype=dtype)
     _ep_relax_kernel(np.ascontiguousarray(c, dtype=dtype), np.ascontiguousarray(vt, dtype=dtype),
                      np.ascontiguousarray(bias, dtype=dtype), s, sizes, int(steps), t(eps), t(beta),
                      np.ascontiguousarray(target, dtype=dtype), t(0), t(1), residuals)
     return residuals
 
 
-@njit(cache=True, fastmath=True)
+def ep_relax_blas(c, vt, bias, s, sizes, steps, eps, beta=0.0, target=None):
+    """The reference's step loop (drives by BLAS GEMMs) with the Numba :func:`ep_update_elementwise`.
+    Arguments and result as :func:`~nnlocal.methods.eqprop.reference.ep_relax`."""
+    return _reference_relax(c, vt, bias, s, sizes, steps, eps, beta, target, update=ep_update_elementwise)
+
+
+@njit(cache=True, fastmath=_FASTMATH)
 def _ep_elementwise_kernel(s, d, eps, beta, target, out0, lo, hi):
     B, H = s.shape
     res = eps - eps
@@ -191,11 +221,8 @@ def _ep_elementwise_kernel(s, d, eps, beta, target, out0, lo, hi):
 
 
 def ep_update_elementwise(s, d, eps, beta=0.0, target=None):
-    """The fused elementwise half of an EP step: ``s <- clip(s + ε(d + β(y - s)[out] - s), 0, 1)`` in place.
-
-    ``s`` (B, H) state, ``d`` (B, H) the drives from the matrix products (modified: the nudge is added),
-    ``target`` (B, n_out) for the last n_out columns. Returns ``Σ (s_new - s_old)²``.
-    """
+    """The elementwise half of a step fused in one Numba loop: ``s ← clip(s + ε(d + β(y − s)[out] − s), 0, 1)``
+    in place; ``s``, ``d`` (B, H), ``target`` (B, n_out). Returns ``Σ (s_new − s_old)²``."""
     dtype = s.dtype
     t = dtype.type
     if target is None or beta == 0:
@@ -206,6 +233,44 @@ def ep_update_elementwise(s, d, eps, beta=0.0, target=None):
     return float(_ep_elementwise_kernel(s, d, t(eps), t(beta), target, s.shape[1] - n_out, t(0), t(1)))
 
 
-def ep_relax_blas(c, couplings, bias, s, sizes, steps, eps, beta=0.0, target=None):
-    """:func:`nnlocal.methods.eqprop.reference.ep_relax_blas` with the fused Numba elementwise update."""
-    return relax_with(ep_update_elementwise, c, couplings, bias, s, sizes, steps, eps, beta, target)
+try:  # loaded with the package already (__init__.py), so that a threadpoolctl limit pins it
+    from scipy.linalg.blas import get_blas_funcs as _get_blas_funcs
+except ImportError:  # pragma: no cover
+    _get_blas_funcs = None
+_GEMM = {}
+
+
+def _gemm_acc(alpha, a, b, c_f):
+    """``c_f += alpha · a @ b`` in place with BLAS gemm (β = 1): ``c_f`` F-contiguous (m, n),
+    ``a`` (m, k) (ideally F-contiguous, e.g. the transpose of a C-contiguous batch), ``b`` (k, n).
+    Twice as fast as ``c += alpha * (a @ b)`` for W_0's update (no temporary, one pass over W_0)."""
+    key = c_f.dtype.char
+    if key not in _GEMM:
+        _GEMM[key] = None if _get_blas_funcs is None else _get_blas_funcs("gemm", (c_f,))
+    gemm = _GEMM[key]
+    if gemm is None or not c_f.flags.f_contiguous:  # pragma: no cover
+        c_f += alpha * (a @ b)
+        return
+    if b.flags.c_contiguous and not b.flags.f_contiguous:   # pass bᵀ (F-contiguous) and let BLAS transpose
+        out = gemm(alpha, a, b.T, beta=1.0, c=c_f, overwrite_c=True, trans_b=True)
+    else:
+        out = gemm(alpha, a, b, beta=1.0, c=c_f, overwrite_c=True)
+    if out.ctypes.data != c_f.ctypes.data:  # pragma: no cover - BLAS made a copy
+        c_f[...] = out
+
+
+def ep_update(x, free, nudged, weights, biases, beta, lrs) -> None:
+    r"""The EP learning rule (:func:`~nnlocal.methods.eqprop.reference.ep_update`, same arguments), with
+    the products arranged for speed: both terms of W_0's update share x, so
+    ``ΔW_0 = α_0/(βB) · xᵀ (ρ(h_1^β) − ρ(h_1⁰))`` is one BLAS gemm accumulated straight into W_0
+    (F-contiguous in EPNet: no temporary, one pass); the other couplings are computed transposed,
+    in their storage order."""
+    B = x.shape[0]
+    t = weights[0].dtype.type
+    free, nudged = [rho(h) for h in free], [rho(h) for h in nudged]
+    _gemm_acc(t(lrs[0] / (beta * B)), x.T, nudged[0] - free[0], weights[0])
+    for k in range(1, len(weights)):
+        W_t = weights[k].T          # (n_{k+1}, n_k): C-contiguous in EPNet, so the GEMMs write in storage order
+        W_t += t(lrs[k] / (beta * B)) * (nudged[k].T @ nudged[k - 1] - free[k].T @ free[k - 1])
+    for k, b in enumerate(biases):
+        b += t(lrs[k] / (beta * B)) * np.sum(nudged[k] - free[k], axis=0)

@@ -3,7 +3,11 @@ r"""``numba.cuda`` twins of :mod:`nnlocal.methods.eqprop.reference` (``device="c
 Same functions, same signatures, same in-place updates (conventions:
 :mod:`nnlocal.kernels.cuda_launch`). :func:`ep_relax` runs one block per sample (B), threads over
 the H packed units, all steps in one launch; :func:`ep_update_elementwise` one thread per
-(sample, unit).
+(sample, unit). The couplings and biases may be passed as device arrays (:func:`ep_resident`):
+``EPNet(device="cuda")`` uploads them once after each change of its parameters and reuses them for
+the free and the nudged phase. The learning rule :func:`ep_update` is the CPU's (``cpu.ep_update``,
+one BLAS gemm per batch), after which the parameters are uploaded again. The clip is written as ``if v < lo ... elif v > hi`` without
+fast-math, so a NaN propagates as in the reference's ``np.clip``.
 """
 from __future__ import annotations
 
@@ -15,9 +19,10 @@ from numba import cuda
 from ...kernels.cuda_launch import (FLAT_THREADS, MAX_THREADS, blocks, host_out, is_device, pow2, reduction_type,
                                     to_device)
 
+from .cpu import ep_update   # the learning rule stays on the CPU: one BLAS gemm per batch (see ep_resident)
 from .reference import ep_pack_couplings
 
-__all__ = ["ep_relax", "ep_relax_device", "ep_relax_blas", "ep_update_elementwise", "ep_pack_couplings"]
+__all__ = ["ep_relax", "ep_relax_device", "ep_resident", "ep_update_elementwise", "ep_update", "ep_pack_couplings"]
 
 _EP_THREADS = 512         # cap for symmetric EP (784-500-10: H = 510 -> 512 threads, one unit each)
 
@@ -164,15 +169,12 @@ def ep_relax(c, vt, bias, s, sizes, steps, eps, beta=0.0, target=None):
     return res.copy_to_host()
 
 
-def ep_relax_blas(c, couplings, bias, s, sizes, steps, eps, beta=0.0, target=None):
-    """GPU twin of :func:`ep_relax_blas` (``couplings`` the list of ``V_l``).
-
-    There is no BLAS on this path: the couplings are packed (:func:`ep_pack_couplings`) and relaxed
-    by the same fused kernel as :func:`ep_relax`, which is already parallel over samples and units.
-    """
-    dtype = s.dtype
-    vt = ep_pack_couplings([np.asarray(V) for V in couplings], dtype)
-    return ep_relax(c, vt, bias, s, sizes, steps, eps, beta, target)
+def ep_resident(vt, bias):
+    """``(vt, bias)`` uploaded to the GPU, for a model to keep while its parameters do not change
+    (:func:`ep_relax` then reads them in place instead of uploading them on every call). An empty
+    ``vt`` (one non-input layer) becomes a one-element placeholder the kernel never reads."""
+    vt = np.asarray(vt)
+    return to_device(vt if vt.size else np.zeros(1, vt.dtype)), to_device(bias)
 
 
 @cuda.jit
