@@ -391,3 +391,89 @@ def test_keras_init():
     arp.keras_init_(net, rng=0)
     assert np.abs(net[0].weight.data).max() <= math.sqrt(6 / 30)
     assert np.all(net[0].bias.data == 0) and np.all(net[1].bias.data == 0)
+
+
+# ============================================================================ reliability (issue #14)
+def _small_layers():
+    return [arp.AutoRotDense(3, 2, rng=0), arp.AutoRotConv1d(1, 2, 3, rng=0), arp.AutoRotConv2d(1, 2, 3, rng=0),
+            arp.AutoRotSeparableConv2d(1, 2, 3, rng=0), arp.AutoRotGRU(3, 2, rng=0), arp.AutoRotLSTM(3, 2, rng=0)]
+
+
+def _good_input(layer):
+    shapes = {"AutoRotDense": (2, 3), "AutoRotConv1d": (2, 1, 5), "AutoRotConv2d": (2, 1, 5, 5),
+              "AutoRotSeparableConv2d": (2, 1, 5, 5), "AutoRotGRU": (2, 4, 3), "AutoRotLSTM": (2, 4, 3)}
+    return np.full(shapes[type(layer).__name__], 0.5, np.float32)
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_python_list_input_is_a_value_error_naming_the_layer(index):
+    """Was an AttributeError ('list' object has no attribute 'dtype') from inside the rule."""
+    layer = _small_layers()[index]
+    name = type(layer).__name__
+    with pytest.raises(ValueError, match=rf"(?s){name}\(.*expected input to be a numpy.ndarray of float32 or float64, "
+                                         r"got list"):
+        layer(_good_input(layer).tolist())
+    assert np.isfinite(layer(_good_input(layer)) if name not in ("AutoRotGRU", "AutoRotLSTM")
+                       else layer(_good_input(layer))[0]).all()
+
+
+@pytest.mark.parametrize("index", range(6))
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_input_is_a_value_error_naming_the_layer(index, bad):
+    layer = _small_layers()[index]
+    x = _good_input(layer)
+    x.flat[1] = bad
+    name = type(layer).__name__
+    with pytest.raises(ValueError, match=rf"(?s){name}\(.*expected a finite input, got 1 NaN or infinite"):
+        layer(x)
+
+
+def test_non_finite_initial_state_of_a_recurrent_cell_is_an_error():
+    lstm = arp.AutoRotLSTM(3, 2, rng=0)
+    h0 = np.zeros((2, 2), np.float32)
+    c0 = np.full((2, 2), np.nan, np.float32)
+    with pytest.raises(ValueError, match=r"(?s)AutoRotLSTM\(.*expected a finite initial cell state"):
+        lstm(np.zeros((2, 4, 3), np.float32), (h0, c0))
+
+
+_BAD_HYPERPARAMETERS = [
+    (dict(L=float("nan")), "L must be a finite number"),
+    (dict(L=float("inf")), "L must be a finite number"),
+    (dict(eps=float("nan")), "eps must be a finite number"),
+    (dict(xmax_lim=float("nan")), "xmax_lim must be a finite number"),
+    (dict(xmin_lim=float("-inf")), "xmin_lim must be a finite number"),
+    (dict(xQ=float("nan")), "xQ must be a finite number"),
+    (dict(xmin_lim=2.0, xmax_lim=1.0), "xmin_lim must be <= xmax_lim, got xmin_lim=2.0, xmax_lim=1.0"),
+]
+_MAKE = {"AutoRotDense": lambda kw: arp.AutoRotDense(3, 2, rng=0, **kw),
+         "AutoRotConv2d": lambda kw: arp.AutoRotConv2d(3, 2, 3, rng=0, **kw),
+         "AutoRotGRU": lambda kw: arp.AutoRotGRU(3, 2, rng=0, **kw)}
+
+
+@pytest.mark.parametrize("cls, kwargs, message",
+                         [(c, kw, m) for c in _MAKE for kw, m in _BAD_HYPERPARAMETERS]
+                         + [("AutoRotDense", dict(xmin_lim=[0.0, 3.0, 0.0], xmax_lim=[1.0, 1.0, 1.0]),
+                             "xmin_lim must be <= xmax_lim")])
+def test_bad_arp_hyperparameters_are_value_errors(cls, kwargs, message):
+    """NaN L/eps/limits used to build a layer whose every output was NaN; xmin_lim > xmax_lim a Q-point
+    inside the data range (no guarantee at all)."""
+    with pytest.raises(ValueError, match=f"{cls}: {message}"):
+        _MAKE[cls](kwargs)
+
+
+def test_every_layer_documents_itself():
+    """The written-out conv classes had no docstring (a docstring built with + is not a docstring)."""
+    for _, _, ours, _ in arp.LAYERS:
+        doc = getattr(arp, ours).__doc__
+        assert doc and doc.startswith("ARP") and "L=" in doc, ours
+
+
+def test_reference_rule_is_what_the_dense_layer_computes(rng):
+    """The layer's q and ρ are reference.dense_q / rho_from_q of its weights (one hop to the maths)."""
+    from nnlocal.methods.arp import reference as R
+
+    layer = arp.AutoRotDense(4, 3, L=3.0, xmin_lim=-1.0, xmax_lim=2.0, rng=0).to(np.float64)
+    q = R.dense_q(layer.weight.data, layer.bias.data, R.auto_q_point(-1.0, 2.0))
+    np.testing.assert_allclose(layer.q(), 5.0 * layer.weight.data.sum(axis=1) + layer.bias.data, rtol=1e-14)
+    np.testing.assert_allclose(layer.q(), q, rtol=1e-14)
+    np.testing.assert_allclose(layer.rho(), 3.0 / (np.abs(q) + 1e-5), rtol=1e-14)
