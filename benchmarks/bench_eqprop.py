@@ -9,8 +9,13 @@ roofline (41.4 MFLOP per batch: the two 20×784×500 GEMMs plus 24 relaxation st
 20×500×10 products); also the BLAS-per-step kernel variant against the fused one.
 A full epoch is 2500 batches; the cases time ``N_BATCHES`` of them (500, or 50 with ``quick``).
 
+``--kernels`` (:func:`kernel_cases`): every ``cpu.py`` function against its NumPy reference on the
+same arrays, at the sizes EP is used at (training batches of 20, the deeper 784-500-500-10 net at
+batches of 20 and 100, evaluation batches of 297/1000): ``ratio`` = kernel time / reference time,
+< 1 means the kernel pays. ``cpu.ep_kernel_for`` serves each size with a kernel that pays there.
+
 Goals (issue #6): ≥ 2× faster than torch eager (ratio ≤ 0.5); ≥ 50 % of the one-core GEMM roofline.
-``python benchmarks/bench_eqprop.py [--quick]``.
+``python benchmarks/bench_eqprop.py [--quick] [--kernels]``.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.common import Case, pin_one_thread, run_case  # noqa: E402
-import nnlocal.methods.eqprop  # noqa: E402,F401  (loads scipy's BLAS before pin_one_thread pins it)
+import nnlocal.methods.eqprop.cpu  # noqa: E402,F401  (loads scipy's BLAS before pin_one_thread pins it)
 
 B, N_IN, N_H, N_OUT = 20, 784, 500, 10
 N_FREE, N_NUDGED, EPS, BETA, LRS = 20, 4, 0.5, 0.5, (0.1, 0.05)
@@ -107,6 +112,97 @@ def cases(quick: bool = False) -> list[Case]:
     return out
 
 
+#: (layer sizes, batch, steps, what uses it) for the kernel table
+KERNEL_SIZES = [
+    ([784, 500, 10], 20, 20, "net1 training batch (free phase)"),
+    ([64, 500, 10], 297, 50, "tour: test evaluation of the 8x8 digits"),
+    ([784, 500, 10], 1000, 100, "net1 predict() chunk"),
+    ([784, 500, 500, 10], 20, 20, "two hidden layers, training batch"),
+    ([784, 500, 500, 10], 100, 20, "two hidden layers, batch 100"),
+    ([784, 500, 500, 10], 1000, 100, "two hidden layers, predict() chunk"),
+]
+
+
+def _kernel_cases_at(sizes, B, steps, use, rng) -> list[Case]:
+    from nnlocal.methods.eqprop import EPNet, cpu, reference
+
+    net = EPNet(sizes, rng=0)
+    x = (rng.uniform(0, 1, (B, sizes[0])) * (rng.uniform(0, 1, (B, sizes[0])) < 0.19)).astype(np.float32)
+    c, s0, vt, b = net.input_drive(x), np.zeros((B, net.H), np.float32), net._vt, net._b
+    tag = f"{'-'.join(map(str, sizes))} B={B}"
+    chosen = cpu.ep_kernel_for(sizes[1:], B)
+
+    def relax(fn):
+        return lambda: fn(c, vt, b, s0.copy(), sizes[1:], steps, 0.5)
+
+    out = [Case(f"ep_relax_{name} {tag} T={steps}", relax(getattr(cpu, "ep_relax_" + name)),
+                relax(reference.ep_relax), baseline_name="reference.ep_relax", dtype="float32",
+                extra={"used_at": use, "serves": "yes" if name == chosen else "-"}) for name in ("fused", "blas")]
+    if steps == 20:                     # a training size: the learning rule too
+        s1 = net.relax(x, 20)
+        s2 = net.relax(x, 4, beta=0.5, target=rng.integers(0, 10, B), state=s1)
+        free, nudged, W, bs = net.layers(s1), net.layers(s2), net._weights(), net._biases()
+
+        def update(K):    # tiny rates: the weights stay what they were
+            return lambda: K.ep_update(x, free, nudged, W, bs, 0.5, [1e-9] * net.L)
+
+        out.append(Case(f"ep_update {tag}", update(cpu), update(reference), baseline_name="reference.ep_update",
+                        dtype="float32", extra={"used_at": use, "serves": "yes"}))
+    return out
+
+
+def kernel_cases(quick: bool = False) -> list[Case]:
+    """Each ``cpu.py`` kernel against ``reference.py`` on the same arrays (float32, one thread)."""
+    pin_one_thread()
+    rng = np.random.default_rng(0)
+    return [case for sizes, B, steps, use in (KERNEL_SIZES[:2] if quick else KERNEL_SIZES)
+            for case in _kernel_cases_at(sizes, B, steps, use, rng)]
+
+
+def run_interleaved(case: Case, repeat: int = 7) -> dict:
+    """Like ``run_case``, but the kernel and its reference alternate and the minimum of ``repeat`` runs
+    each is reported: on a shared machine, load bursts then hit both sides alike."""
+    import time
+
+    best = [float("inf"), float("inf")]
+    for fn in (case.nnlocal, case.baseline):   # warm-up (and compilation)
+        fn()
+    for _ in range(repeat):
+        for i, fn in enumerate((case.nnlocal, case.baseline)):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return {"benchmark": case.name, "kernel_ms": 1e3 * best[0], "baseline": case.baseline_name,
+            "reference_ms": 1e3 * best[1], "ratio": best[0] / best[1], **case.extra}
+
+
+def machine() -> str:
+    """CPU model, cores, numpy and its BLAS, torch: the line every printed table carries."""
+    import platform
+
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    blas = "?"
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = ", ".join(sorted({f"{i['internal_api']} {i['version']}" for i in threadpool_info()
+                                 if i.get("user_api") == "blas"}))
+    except Exception:  # pragma: no cover
+        pass
+    try:
+        import torch
+
+        tv = torch.__version__
+    except ImportError:  # pragma: no cover
+        tv = "not installed"
+    return f"{model}, {os.cpu_count()} cores; numpy {np.__version__} ({blas}); torch {tv}"
+
+
 def main(argv=None):
     import argparse
 
@@ -114,15 +210,20 @@ def main(argv=None):
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--kernels", action="store_true", help="time each cpu.py kernel against its NumPy reference")
     p.add_argument("--repeat", type=int, default=3)
     a = p.parse_args(argv)
+    if a.kernels:
+        rows = [run_interleaved(c, max(a.repeat, 5)) for c in kernel_cases(a.quick)]
+        print_table(rows, title=f"EP kernels vs the NumPy reference (one thread, float32) - {machine()}")
+        return
     n_batches = 50 if a.quick else 500
     rows = []
     for c in cases(a.quick):
         r = run_case(c, a.repeat)
         r["epoch_s_estimate"] = r["nnlocal_ms"] / 1e3 * 2500 / n_batches   # 50,000 examples
         rows.append(r)
-    print_table(rows, title="EP benchmarks (one thread, float32)")
+    print_table(rows, title=f"EP benchmarks (one thread, float32) - {machine()}")
 
 
 if __name__ == "__main__":
