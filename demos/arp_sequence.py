@@ -10,7 +10,7 @@ The recurrent ARP layers are an nnlocal extension (arpkeras' README lists AutoRo
 but never shipped them): every gate pre-activation a = W x_t + U h_{t-1} + b is scaled by
 rho = L / (|xQ (sum W + sum U) + b| + eps) before its sigmoid/tanh, with L = 4 for sigmoid gates and
 2 for the tanh candidate, and xmin = -1, xmax = 1 (pixels in [0, 1], hidden state in (-1, 1)), so
-xQ = 3. See nnlocal/methods/arp.py.
+xQ = 3. See nnlocal/methods/arp/ (reference.py, recurrent.py).
 
     python demos/arp_sequence.py                               # Fashion-MNIST, 3 epochs
     python demos/arp_sequence.py --dataset digits --epochs 5   # seconds, no download

@@ -16,7 +16,7 @@ Figures: the error curves, the relaxation residual of a test batch, and the firs
 input weights.
 
     python demos/eqprop_mnist.py --dataset fashion-mnist --epochs 5
-    NNLOCAL_DATA=../shared/data python demos/eqprop_mnist.py --dataset mnist --epochs 10
+    NNLOCAL_DATA=/path/to/data python demos/eqprop_mnist.py --dataset mnist --epochs 10
     python demos/eqprop_mnist.py --dataset digits --epochs 1
 """
 from __future__ import annotations
