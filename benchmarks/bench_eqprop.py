@@ -176,37 +176,10 @@ def run_interleaved(case: Case, repeat: int = 7) -> dict:
             "reference_ms": 1e3 * best[1], "ratio": best[0] / best[1], **case.extra}
 
 
-def machine() -> str:
-    """CPU model, cores, numpy and its BLAS, torch: the line every printed table carries."""
-    import platform
-
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    blas = "?"
-    try:
-        from threadpoolctl import threadpool_info
-
-        blas = ", ".join(sorted({f"{i['internal_api']} {i['version']}" for i in threadpool_info()
-                                 if i.get("user_api") == "blas"}))
-    except Exception:  # pragma: no cover
-        pass
-    try:
-        import torch
-
-        tv = torch.__version__
-    except ImportError:  # pragma: no cover
-        tv = "not installed"
-    return f"{model}, {os.cpu_count()} cores; numpy {np.__version__} ({blas}); torch {tv}"
-
-
 def main(argv=None):
     import argparse
 
-    from nnlocal.report import print_table
+    from nnlocal.report import machine_summary, print_table
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
@@ -215,7 +188,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.kernels:
         rows = [run_interleaved(c, max(a.repeat, 5)) for c in kernel_cases(a.quick)]
-        print_table(rows, title=f"EP kernels vs the NumPy reference (one thread, float32) - {machine()}")
+        print_table(rows, title=f"EP kernels vs the NumPy reference (one thread, float32) - {machine_summary()}")
         return
     n_batches = 50 if a.quick else 500
     rows = []
@@ -223,7 +196,7 @@ def main(argv=None):
         r = run_case(c, a.repeat)
         r["epoch_s_estimate"] = r["nnlocal_ms"] / 1e3 * 2500 / n_batches   # 50,000 examples
         rows.append(r)
-    print_table(rows, title=f"EP benchmarks (one thread, float32) - {machine()}")
+    print_table(rows, title=f"EP benchmarks (one thread, float32) - {machine_summary()}")
 
 
 if __name__ == "__main__":
