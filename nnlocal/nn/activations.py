@@ -15,12 +15,16 @@ module                    forward                     derivative used in backwar
 
 ``Softmax``/``LogSoftmax`` act along ``dim`` (default -1, the class axis of ``(B, C)`` logits):
 dL/dz = y ⊙ (g - Σ g⊙y) and dL/dz = g - softmax(z) Σ g respectively.
+
+These layers keep references to their input and output for ``backward`` (a copy would double the
+cost of a one-pass layer): do not edit either in place before ``backward`` (see
+:class:`~nnlocal.nn.Module`, "In-place edits").
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_float_array, check_grad_output, shape_error
+from .._checks import check_grad_output, check_input, check_int, check_real, shape_error
 from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Atan", "Hardsigmoid", "Softmax", "LogSoftmax",
@@ -35,7 +39,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
     σ becomes 0 instead of a denormal; the overflow warning is silenced on purpose.
     """
     with np.errstate(over="ignore"):
-        y = np.exp(-z)
+        y = np.exp(-z, out=np.empty_like(z))  # an array also for a 0-d z (a ufunc would return a scalar)
     y += 1
     return np.reciprocal(y, out=y)
 
@@ -54,14 +58,14 @@ class _Elementwise(Module):
     """Base for elementwise activations: subclasses define ``fn(z)`` and ``grad(z, y)`` = dy/dz."""
 
     def forward(self, x):
-        check_float_array(self, x)
+        check_input(self, x)
         y = self.fn(x)
         self._save_for_backward(x, y)
         return y
 
     def backward(self, grad_output):
         z, y = self._saved()
-        check_grad_output(self, grad_output, z.shape)
+        check_grad_output(self, grad_output, z.shape, z.dtype)
         return grad_output * self.grad(z, y)
 
 
@@ -76,7 +80,7 @@ class ReLU(_Elementwise):
 class LeakyReLU(_Elementwise):
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = check_real(type(self).__name__, "negative_slope", negative_slope)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}"
@@ -121,7 +125,7 @@ class Hardsigmoid(_Elementwise):
 
 
 def _check_dim(layer, x):
-    check_float_array(layer, x)
+    check_input(layer, x)
     if not -x.ndim <= layer.dim < x.ndim:
         raise shape_error(layer, f"with at least {layer.dim + 1 if layer.dim >= 0 else -layer.dim} "
                           "dimension(s)", x.shape)
@@ -130,7 +134,7 @@ def _check_dim(layer, x):
 class Softmax(Module):
     def __init__(self, dim: int = -1):
         super().__init__()
-        self.dim = int(dim)
+        self.dim = check_int(type(self).__name__, "dim", dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"
@@ -143,14 +147,14 @@ class Softmax(Module):
 
     def backward(self, grad_output):
         (y,) = self._saved()
-        check_grad_output(self, grad_output, y.shape)
+        check_grad_output(self, grad_output, y.shape, y.dtype)
         return y * (grad_output - (grad_output * y).sum(axis=self.dim, keepdims=True))
 
 
 class LogSoftmax(Module):
     def __init__(self, dim: int = -1):
         super().__init__()
-        self.dim = int(dim)
+        self.dim = check_int(type(self).__name__, "dim", dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"
@@ -163,7 +167,7 @@ class LogSoftmax(Module):
 
     def backward(self, grad_output):
         (y,) = self._saved()
-        check_grad_output(self, grad_output, y.shape)
+        check_grad_output(self, grad_output, y.shape, y.dtype)
         return grad_output - np.exp(y) * grad_output.sum(axis=self.dim, keepdims=True)
 
 

@@ -13,8 +13,9 @@ ConvTranspose   y = col2im(W_gᵀ @ x) + b             c = im2col(gy): dW = x @ 
 
 The transposed convolution is the adjoint of the convolution with the same weight, so the two
 rows use the same three primitives with the roles of x and y swapped. ``Conv`` caches ``cols``
-in forward so backward does not rebuild them; ``ConvTranspose`` builds ``im2col(gy)`` once in
-backward and uses it for both gradients.
+in forward so backward does not rebuild them; ``ConvTranspose`` keeps a copy of x and builds
+``im2col(gy)`` once in backward for both gradients. Either way an in-place edit of x between
+forward and backward does not change the gradients.
 
 Layouts are torch's: conv weight ``(out, in/groups, *k)``, transposed ``(in, out/groups, *k)``,
 bias ``(out,)``; initialisation is torch's default (Kaiming-uniform with a = √5, i.e.
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_float_array, check_grad_output, shape_error
+from .._checks import check_grad_output, check_input, check_int, check_param_dtype, shape_error
 from . import functional as F
 from .init import default_weight_and_bias
 from .module import Module, Parameter
@@ -32,7 +33,6 @@ from .module import Module, Parameter
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
-_FLOATS = (np.float32, np.float64)
 
 
 class _ConvBase(Module):
@@ -45,15 +45,18 @@ class _ConvBase(Module):
                padding_mode, output_padding, rng, dtype):
         n = self.n
         name = type(self).__name__
-        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        if self.groups < 1 or self.in_channels % self.groups or self.out_channels % self.groups:
+        self.in_channels = check_int(name, "in_channels", in_channels, 1)
+        self.out_channels = check_int(name, "out_channels", out_channels, 1)
+        self.groups = check_int(name, "groups", groups, 1)
+        dtype = check_param_dtype(name, dtype)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) must both "
                              f"be divisible by groups ({groups})")
         if padding_mode != "zeros":
             raise ValueError(f"{name}: only padding_mode='zeros' is supported, got {padding_mode!r}")
-        self.kernel_size = F.ntuple(kernel_size, n, "kernel_size")
-        self.stride = F.ntuple(stride, n, "stride")
-        self.dilation = F.ntuple(dilation, n, "dilation")
+        self.kernel_size = F.ntuple(kernel_size, n, "kernel_size", name)
+        self.stride = F.ntuple(stride, n, "stride", name)
+        self.dilation = F.ntuple(dilation, n, "dilation", name)
         if any(v < 1 for v in self.kernel_size + self.stride + self.dilation):
             raise ValueError(f"{name}: kernel_size, stride and dilation must be >= 1, got "
                              f"{self.kernel_size}, {self.stride}, {self.dilation}")
@@ -63,10 +66,10 @@ class _ConvBase(Module):
             F.resolve_padding(padding, self.kernel_size, self.stride, self.dilation)  # validates 'same'/'valid'
             self.padding = padding
         else:
-            self.padding = F.ntuple(padding, n, "padding")
+            self.padding = F.ntuple(padding, n, "padding", name)
             if any(v < 0 for v in self.padding):
                 raise ValueError(f"{name}: padding must be non-negative, got {padding!r}")
-        self.output_padding = F.ntuple(output_padding, n, "output_padding")
+        self.output_padding = F.ntuple(output_padding, n, "output_padding", name)
         for o, s, d in zip(self.output_padding, self.stride, self.dilation):
             if o < 0 or (o >= s and o >= d):
                 raise ValueError(f"{name}: output_padding must be smaller than either stride or dilation, got "
@@ -100,8 +103,7 @@ class _ConvBase(Module):
 
     def _check_input(self, x) -> tuple[np.ndarray, bool]:
         """Validate ``x``; accept an unbatched ``(C, *S)`` input like torch. Returns (batched x, was_unbatched)."""
-        if not (isinstance(x, np.ndarray) and x.dtype in _FLOATS):
-            check_float_array(repr(self), x)  # raises with the layer's name
+        check_input(self, x)
         expected = f"(B, {self.in_channels}, {_SPATIAL.get(self.n, '...')})"
         if x.ndim == self.n + 1:
             x = x[None]
@@ -147,8 +149,8 @@ class _ConvNd(_ConvBase):
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         cols, w, geom, unbatched = self._saved()
         out_shape = (geom.in_shape[0], self.out_channels) + geom.out_spatial
-        check_grad_output(self, grad_output, out_shape[1:] if unbatched else out_shape)
-        gy = (grad_output[None] if unbatched else grad_output).astype(w.dtype, copy=False)
+        check_grad_output(self, grad_output, out_shape[1:] if unbatched else out_shape, w.dtype)
+        gy = grad_output[None] if unbatched else grad_output
         gy_wide = F.to_wide(gy, self.groups)           # (g, C_out/g, B·ΠL), shared by both gradients
         if self.weight.requires_grad:
             self.weight.accumulate_grad(F.weight_grad_from_wide(gy_wide, cols, w.shape))
@@ -184,13 +186,13 @@ class _ConvTransposeNd(_ConvBase):
         y = F.input_grad_from_gy(x, w, geom)          # the adjoint of conv: col2im(W_gᵀ @ x)
         if self.bias is not None:
             y += self._bias(x.dtype).reshape((-1,) + (1,) * self.n)
-        self._save_for_backward(x, w, geom, unbatched)
+        self._save_for_backward(x.copy(), w, geom, unbatched)
         return y[0] if unbatched else y
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         x, w, geom, unbatched = self._saved()
-        check_grad_output(self, grad_output, geom.in_shape[1:] if unbatched else geom.in_shape)
-        gy = (grad_output[None] if unbatched else grad_output).astype(w.dtype, copy=False)
+        check_grad_output(self, grad_output, geom.in_shape[1:] if unbatched else geom.in_shape, w.dtype)
+        gy = grad_output[None] if unbatched else grad_output
         cols = F.im2col(gy, geom)                      # once, for both gradients
         if self.weight.requires_grad:
             self.weight.accumulate_grad(F.weight_grad_from_cols(x, cols, geom, w.shape))

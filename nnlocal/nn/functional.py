@@ -66,16 +66,23 @@ def _conv_kernels():
 
 
 # ==================================================================================== geometry
-def ntuple(value, n: int, name: str) -> tuple:
-    """``3 -> (3, 3)``; a tuple/list must already have ``n`` entries (torch's ``_ntuple``)."""
-    if isinstance(value, (int, np.integer)):
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def ntuple(value, n: int, name: str, who: str | None = None) -> tuple:
+    """``3 -> (3, 3)``; a tuple/list must already have ``n`` entries (torch's ``_ntuple``). Anything
+    but integers (``2.5``, ``"3"``, ``True``) is a ``ValueError`` (prefixed with ``who``), never truncated."""
+    if _is_int(value):
         return (int(value),) * n
-    t = tuple(int(v) for v in value)
-    if len(t) == 1:
-        return t * n
-    if len(t) != n:
-        raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
-    return t
+    try:
+        t = None if isinstance(value, (str, bytes)) else tuple(value)
+    except TypeError:  # not iterable
+        t = None
+    if t is None or len(t) not in (1, n) or not all(_is_int(v) for v in t):
+        prefix = f"{who}: " if who else ""
+        raise ValueError(f"{prefix}{name} must be an int or a tuple of {n} ints, got {value!r}")
+    return tuple(int(v) for v in t) * (n if len(t) == 1 else 1)
 
 
 def resolve_padding(padding, kernel, stride, dilation) -> tuple:

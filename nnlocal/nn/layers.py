@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_float_array, check_grad_output, shape_error
+from .._checks import check_grad_output, check_input, check_int, check_param_dtype, check_real, shape_error
 from .._rng import get_rng
 from .init import default_weight_and_bias
 from .module import Module, Parameter
@@ -20,13 +20,18 @@ class Linear(Module):
     Shapes: x ``(B, in)`` (or ``(*, in)``), W ``(out, in)``, b ``(out,)``, y ``(*, out)``.
 
     Backward, with g = dL/dy:  dL/dx = g W,  dL/dW = gᵀ x,  dL/db = Σ_b g.
+
+    Forward keeps a copy of x for dL/dW, so editing x in place before ``backward`` does not change
+    the gradients (see :class:`~nnlocal.nn.Module`, "In-place edits").
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None, dtype=np.float32):
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        name = type(self).__name__
+        self.in_features = check_int(name, "in_features", in_features, 1)
+        self.out_features = check_int(name, "out_features", out_features, 1)
         w, b = default_weight_and_bias((self.out_features, self.in_features),
-                                       self.out_features if bias else None, rng, dtype)
+                                       self.out_features if bias else None, rng, check_param_dtype(name, dtype))
         self.weight = Parameter(w)
         self.bias = Parameter(b) if bias else None
 
@@ -34,19 +39,19 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        check_float_array(self, x)
+        check_input(self, x)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise shape_error(self, f"(B, {self.in_features})", x.shape)
         w = self.weight.data.astype(x.dtype, copy=False)
         y = x @ w.T
         if self.bias is not None:
             y += self.bias.data.astype(x.dtype, copy=False)
-        self._save_for_backward(x)
+        self._save_for_backward(x.copy())
         return y
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         (x,) = self._saved()
-        check_grad_output(self, grad_output, x.shape[:-1] + (self.out_features,))
+        check_grad_output(self, grad_output, x.shape[:-1] + (self.out_features,), x.dtype)
         g2 = grad_output.reshape(-1, self.out_features)
         x2 = x.reshape(-1, self.in_features)
         self.weight.accumulate_grad(g2.T @ x2)
@@ -61,13 +66,14 @@ class Flatten(Module):
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
-        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+        self.start_dim = check_int(type(self).__name__, "start_dim", start_dim)
+        self.end_dim = check_int(type(self).__name__, "end_dim", end_dim)
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
     def forward(self, x):
-        check_float_array(self, x)
+        check_input(self, x)
         nd = x.ndim
         s = self.start_dim + nd if self.start_dim < 0 else self.start_dim
         e = self.end_dim + nd if self.end_dim < 0 else self.end_dim
@@ -76,12 +82,12 @@ class Flatten(Module):
             raise shape_error(self, f"(B, ...) with at least {need} dimensions and start_dim <= end_dim",
                               x.shape)
         out_shape = x.shape[:s] + (int(np.prod(x.shape[s:e + 1])),) + x.shape[e + 1:]
-        self._save_for_backward(x.shape, out_shape)
+        self._save_for_backward(x.shape, out_shape, x.dtype)
         return x.reshape(out_shape)
 
     def backward(self, grad_output):
-        in_shape, out_shape = self._saved()
-        check_grad_output(self, grad_output, out_shape)
+        in_shape, out_shape, dtype = self._saved()
+        check_grad_output(self, grad_output, out_shape, dtype)
         return grad_output.reshape(in_shape)
 
 
@@ -89,13 +95,13 @@ class Identity(Module):
     """y = x (checks that x is a float array, like every layer)."""
 
     def forward(self, x):
-        check_float_array(self, x)
-        self._save_for_backward(x.shape)
+        check_input(self, x)
+        self._save_for_backward(x.shape, x.dtype)
         return x
 
     def backward(self, grad_output):
-        (shape,) = self._saved()
-        check_grad_output(self, grad_output, shape)
+        shape, dtype = self._saved()
+        check_grad_output(self, grad_output, shape, dtype)
         return grad_output
 
 
@@ -108,16 +114,14 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, rng=None):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
-        self.p = float(p)
+        self.p = check_real(type(self).__name__, "p", p, 0.0, 1.0)
         self.rng = get_rng(rng)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
 
     def forward(self, x):
-        check_float_array(self, x)
+        check_input(self, x)
         if not self.training or self.p == 0.0:
             scale = None
             y = x
@@ -128,10 +132,10 @@ class Dropout(Module):
             keep = self.rng.random(x.shape) >= self.p
             scale = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)
             y = x * scale
-        self._save_for_backward(scale, x.shape)
+        self._save_for_backward(scale, x.shape, x.dtype)
         return y
 
     def backward(self, grad_output):
-        scale, shape = self._saved()
-        check_grad_output(self, grad_output, shape)
+        scale, shape, dtype = self._saved()
+        check_grad_output(self, grad_output, shape, dtype)
         return grad_output if scale is None else grad_output * scale

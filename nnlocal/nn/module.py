@@ -6,7 +6,8 @@ each parameter's ``.grad`` (accumulating like ``torch``). Composite modules (a R
 LSTM) write both passes by hand; ``Sequential`` chains them.
 
 Layouts follow PyTorch (``Linear.weight`` is ``(out, in)``, images are NCHW) so a weight can be
-copied straight into a ``torch.nn`` twin in the tests.
+copied straight into a ``torch.nn`` twin in the tests. :class:`Module` states the error contract
+every layer keeps (bad and non-finite input, gradient dtypes) and the in-place contract.
 """
 from __future__ import annotations
 
@@ -68,6 +69,34 @@ class Module:
     :class:`Parameter` or a :class:`Module` to an attribute registers it (as in torch), so
     ``named_parameters`` / ``state_dict`` find it. ``register_buffer`` registers non-trainable
     state that belongs in the state dict (running statistics, firing rates).
+
+    Errors (every layer, and every model built on them)
+    ---------------------------------------------------
+    * Bad input to ``forward`` is a ``ValueError`` naming the layer, saying what it expected and what it
+      got (a ``TypeError`` for something that is not an ndarray): a wrong rank or shape, a dtype other
+      than float32/float64 (ints, bools, float16 and complex are never cast silently), and **any NaN or
+      ±inf**. Non-finite input is an error, never propagated: the check is one BLAS reduction per
+      forward (``nnlocal._checks.check_input``). Inside a network, activations that overflowed to inf
+      stop at the next layer, which raises naming itself. Parameters that become non-finite while
+      training are divergence, which the training loops report (``DivergenceError``, history flags).
+    * ``backward(grad_output)`` needs a float ndarray of the forward output's shape *and* dtype (as
+      torch: an int64 or float32 gradient of a float64 output is a ``ValueError``, never a silent
+      cast), and a ``forward`` first (``RuntimeError`` otherwise).
+    * Constructor arguments are checked like torch checks them: sizes are integers (``3.7`` is an
+      error, not 3), ``dtype`` is float32 or float64.
+
+    In-place edits between forward and backward
+    -------------------------------------------
+    ``forward`` caches what ``backward`` needs. Layers whose weight gradient needs the input keep their
+    own copy of it (``Linear``, ``ConvTranspose{1,2,3}d``, ``RNN``/``LSTM``/``GRU``; ``Conv{1,2,3}d``
+    keeps its im2col columns), so editing ``x`` in place after ``forward`` does not change their
+    gradients. The one-pass layers (the elementwise activations, ``Softmax``, ``LogSoftmax``) keep
+    *references* to their input or output, because a copy would double their cost. **The contract:
+    do not modify a layer's input, or the output it returned, in place between its ``forward`` and its
+    ``backward``** (pass ``x.copy()`` if you must); where a layer does not copy, the gradients would
+    silently use the edited values. torch detects such edits with a version counter; NumPy arrays
+    have none. Model classes built on these layers follow the same contract and say in their
+    docstrings what they copy.
     """
 
     def __init__(self):
@@ -245,8 +274,8 @@ class Module:
     def to(self, dtype) -> "Module":
         """Convert every floating-point parameter, gradient and buffer to ``dtype`` (in place)."""
         dtype = np.dtype(dtype)
-        if dtype.kind != "f":
-            raise ValueError(f"{type(self).__name__}.to: expected a float dtype, got {dtype}")
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"{type(self).__name__}.to: expected a float dtype (float32 or float64), got {dtype}")
         for p in self.parameters():
             if p.data.dtype.kind == "f":
                 p.data = p.data.astype(dtype)

@@ -15,16 +15,13 @@ r"""Pooling layers ``MaxPool{1,2,3}d`` and ``AvgPool{1,2,3}d`` with torch's sema
 """
 from __future__ import annotations
 
-import numpy as np
-
-from .._checks import check_float_array, check_grad_output, shape_error
+from .._checks import check_grad_output, check_input, check_int, shape_error
 from . import functional as F
 from .module import Module
 
 __all__ = ["MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d"]
 
 _SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
-_FLOATS = (np.float32, np.float64)
 
 
 class _PoolNd(Module):
@@ -32,13 +29,14 @@ class _PoolNd(Module):
 
     def _setup(self, kernel_size, stride, padding, dilation, ceil_mode):
         n = self.n
+        name = type(self).__name__
         # the arguments as given, for a repr identical to torch's (which does not normalise them)
         self._given = dict(kernel_size=kernel_size, stride=kernel_size if stride is None else stride,
                            padding=padding, dilation=dilation)
-        self.kernel_size = F.ntuple(kernel_size, n, "kernel_size")
-        self.stride = self.kernel_size if stride is None else F.ntuple(stride, n, "stride")
-        self.padding = F.ntuple(padding, n, "padding")
-        self.dilation = F.ntuple(dilation, n, "dilation")
+        self.kernel_size = F.ntuple(kernel_size, n, "kernel_size", name)
+        self.stride = self.kernel_size if stride is None else F.ntuple(stride, n, "stride", name)
+        self.padding = F.ntuple(padding, n, "padding", name)
+        self.dilation = F.ntuple(dilation, n, "dilation", name)
         self.ceil_mode = bool(ceil_mode)
         if any(v < 1 for v in self.kernel_size + self.stride + self.dilation):
             raise ValueError(f"{type(self).__name__}: kernel_size, stride and dilation must be >= 1, got "
@@ -49,8 +47,7 @@ class _PoolNd(Module):
                                  f"got padding={self.padding} and kernel_size={self.kernel_size}")
 
     def _check_input(self, x):
-        if not (isinstance(x, np.ndarray) and x.dtype in _FLOATS):
-            check_float_array(repr(self), x)  # raises with the layer's name
+        check_input(self, x)
         if x.ndim == self.n + 1:
             return x[None], True
         if x.ndim != self.n + 2:
@@ -78,12 +75,12 @@ class _MaxPoolNd(_PoolNd):
         x, unbatched = self._check_input(x)
         y, idx = self._run(lambda a: F.max_pool_with_indices(a, self.kernel_size, self.stride, self.padding,
                                                              self.dilation, self.ceil_mode), x)
-        self._save_for_backward(idx, x.shape, unbatched)
+        self._save_for_backward(idx, x.shape, x.dtype, unbatched)
         return y[0] if unbatched else y
 
     def backward(self, grad_output):
-        idx, shape, unbatched = self._saved()
-        check_grad_output(self, grad_output, idx.shape[1:] if unbatched else idx.shape)
+        idx, shape, dtype, unbatched = self._saved()
+        check_grad_output(self, grad_output, idx.shape[1:] if unbatched else idx.shape, dtype)
         gy = grad_output[None] if unbatched else grad_output
         gx = F.max_pool_backward(gy, idx, shape)
         return gx[0] if unbatched else gx
@@ -95,7 +92,7 @@ class _AvgPoolNd(_PoolNd):
         super().__init__()
         self._setup(kernel_size, stride, padding, 1, ceil_mode)
         self.count_include_pad = bool(count_include_pad)
-        if divisor_override is not None and int(divisor_override) == 0:
+        if divisor_override is not None and check_int(type(self).__name__, "divisor_override", divisor_override) == 0:
             raise ValueError(f"{type(self).__name__}: divisor_override must be non-zero")
         self.divisor_override = None if divisor_override is None else int(divisor_override)
 
@@ -110,12 +107,12 @@ class _AvgPoolNd(_PoolNd):
     def forward(self, x):
         x, unbatched = self._check_input(x)
         y = self._run(lambda a: F.avg_pool(a, *self._args()), x)
-        self._save_for_backward(x.shape, y.shape, unbatched)
+        self._save_for_backward(x.shape, y.shape, y.dtype, unbatched)
         return y[0] if unbatched else y
 
     def backward(self, grad_output):
-        shape, yshape, unbatched = self._saved()
-        check_grad_output(self, grad_output, yshape[1:] if unbatched else yshape)
+        shape, yshape, dtype, unbatched = self._saved()
+        check_grad_output(self, grad_output, yshape[1:] if unbatched else yshape, dtype)
         gy = grad_output[None] if unbatched else grad_output
         gx = F.avg_pool_backward(gy, shape, *self._args())
         return gx[0] if unbatched else gx

@@ -35,6 +35,9 @@ its ``.grad``. The cost: the input projections ``x W_ihᵀ`` of all steps are on
 and their gradients (dL/dx, dL/dW_ih, dL/dW_hh, the biases) are single GEMMs over all steps in
 ``backward``; only the ``(B, H) × (H, G)`` recurrence runs step by step.
 
+Forward keeps a copy of x (and returns a fresh ``output``, not a view of its cache), so editing x
+or the output in place before ``backward`` does not change the gradients.
+
 Gate scale hook (used by :mod:`nnlocal.methods.arp`): a subclass may return a positive vector ρ
 ``(G,)`` from ``_gate_scale()``; every gate pre-activation s is then replaced by ρ ⊙ s before its
 nonlinearity (for the GRU candidate: ρ_n ⊙ (x W_inᵀ + b_in + r ⊙ (h W_hnᵀ + b_hn))), and backward hands
@@ -46,7 +49,7 @@ import math
 
 import numpy as np
 
-from .._checks import check_float_array, check_grad_output, shape_error
+from .._checks import check_grad_output, check_input, check_int, check_param_dtype, shape_error
 from .activations import sigmoid
 from .._rng import get_rng
 from .init import uniform
@@ -63,10 +66,11 @@ class _RecurrentBase(Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, rng=None, dtype=np.float32):
         super().__init__()
-        if input_size < 1 or hidden_size < 1:
-            raise ValueError(f"{type(self).__name__}: input_size and hidden_size must be >= 1, "
-                             f"got {input_size} and {hidden_size}")
-        self.input_size, self.hidden_size, self.use_bias = int(input_size), int(hidden_size), bool(bias)
+        name = type(self).__name__
+        self.input_size = check_int(name, "input_size", input_size, 1)
+        self.hidden_size = check_int(name, "hidden_size", hidden_size, 1)
+        self.use_bias = bool(bias)
+        dtype = check_param_dtype(name, dtype)
         rng = get_rng(rng)
         G, H, k = self.n_gates * self.hidden_size, self.hidden_size, 1.0 / math.sqrt(self.hidden_size)
         # torch draws every parameter from U(-1/sqrt(H), 1/sqrt(H)), in registration order
@@ -101,7 +105,7 @@ class _RecurrentBase(Module):
         return w_ih, w_hh, None, None
 
     def _check_input(self, x):
-        check_float_array(self, x)
+        check_input(self, x)
         if x.ndim != 3 or x.shape[2] != self.input_size:
             raise shape_error(repr(self), f"(B, T, {self.input_size}) (batch-first)", x.shape)
         if x.shape[1] < 1:
@@ -112,17 +116,17 @@ class _RecurrentBase(Module):
         B, H = x.shape[0], self.hidden_size
         if s is None:
             return np.zeros((B, H), dtype=x.dtype), None
-        check_float_array(self, s, name)
+        check_input(self, s, name)
         if s.shape not in ((1, B, H), (B, H)):
             raise shape_error(repr(self), f"(1, {B}, {H}) or ({B}, {H})", s.shape, name)
         return s.reshape(B, H).astype(x.dtype, copy=False), s.shape
 
-    def _final_grad(self, g, B, name):
-        H = self.hidden_size
+    def _final_grad(self, g, B, dtype, name):
+        """dL/d(final state) as ``(B, H)`` (``None`` for zero); given as ``(1, B, H)`` or ``(B, H)``."""
         if g is None:
             return None
-        if not isinstance(g, np.ndarray) or g.shape not in ((1, B, H), (B, H)):
-            raise shape_error(f"{self!r}.backward", f"(1, {B}, {H})", np.shape(g), name)
+        H = self.hidden_size
+        check_grad_output(self, g, (B, H) if np.ndim(g) == 2 else (1, B, H), dtype, name)
         return g.reshape(B, H)
 
     def _param_grads(self, x, h_prev, dsx, dsh):
@@ -143,7 +147,7 @@ class _RecurrentBase(Module):
     def _check_grad_output(self, grad_output, B, T, dtype):
         if grad_output is None:
             return np.zeros((B, T, self.hidden_size), dtype=dtype)
-        check_grad_output(self, grad_output, (B, T, self.hidden_size))
+        check_grad_output(self, grad_output, (B, T, self.hidden_size), dtype)
         return grad_output
 
 
@@ -175,14 +179,14 @@ class RNN(_RecurrentBase):
             s += h @ w_hh_t                                 # xp now holds the (unscaled) pre-activation
             h = np.tanh(s * rho if rho is not None else s)
             hs[:, t + 1] = h
-        self._save_for_backward(x, hs, xp, rho, h0_shape)
-        return hs[:, 1:], h.reshape(1, B, H).copy()
+        self._save_for_backward(x.copy(), hs, xp, rho, h0_shape)
+        return hs[:, 1:].copy(), h.reshape(1, B, H).copy()
 
     def backward(self, grad_output, grad_h_n=None):
         x, hs, S, rho, h0_shape = self._saved()
         B, T, H = x.shape[0], x.shape[1], self.hidden_size
         gy = self._check_grad_output(grad_output, B, T, x.dtype)
-        dh = self._final_grad(grad_h_n, B, "grad_h_n")
+        dh = self._final_grad(grad_h_n, B, x.dtype, "grad_h_n")
         dh = np.zeros((B, H), dtype=x.dtype) if dh is None else dh.astype(x.dtype, copy=True)
         w_hh = self.weight_hh_l0.data.astype(x.dtype, copy=False)
         dA = np.empty((B, T, H), dtype=x.dtype)            # dL/d(pre-activation after scaling)
@@ -249,15 +253,15 @@ class LSTM(_RecurrentBase):
             c = gt[:, H:2 * H] * c + gt[:, :H] * gt[:, 2 * H:3 * H]
             h = gt[:, 3 * H:] * np.tanh(c)
             hs[:, t + 1], cs[:, t + 1] = h, c
-        self._save_for_backward(x, hs, cs, gates, xp, rho, h0_shape, c0_shape)
-        return hs[:, 1:], (h.reshape(1, B, H).copy(), c.reshape(1, B, H).copy())
+        self._save_for_backward(x.copy(), hs, cs, gates, xp, rho, h0_shape, c0_shape)
+        return hs[:, 1:].copy(), (h.reshape(1, B, H).copy(), c.reshape(1, B, H).copy())
 
     def backward(self, grad_output, grad_h_n=None, grad_c_n=None):
         x, hs, cs, gates, S, rho, h0_shape, c0_shape = self._saved()
         B, T, H = x.shape[0], x.shape[1], self.hidden_size
         gy = self._check_grad_output(grad_output, B, T, x.dtype)
-        dh = self._final_grad(grad_h_n, B, "grad_h_n")
-        dc = self._final_grad(grad_c_n, B, "grad_c_n")
+        dh = self._final_grad(grad_h_n, B, x.dtype, "grad_h_n")
+        dc = self._final_grad(grad_c_n, B, x.dtype, "grad_c_n")
         dh = np.zeros((B, H), dtype=x.dtype) if dh is None else dh.astype(x.dtype, copy=True)
         dc = np.zeros((B, H), dtype=x.dtype) if dc is None else dc.astype(x.dtype, copy=True)
         w_hh = self.weight_hh_l0.data.astype(x.dtype, copy=False)
@@ -331,14 +335,14 @@ class GRU(_RecurrentBase):
             z, n = gt[:, H:2 * H], gt[:, 2 * H:]
             h = n + z * (h - n)
             hs[:, t + 1] = h
-        self._save_for_backward(x, hs, hp_all, gates, S, rho, h0_shape)
-        return hs[:, 1:], h.reshape(1, B, H).copy()
+        self._save_for_backward(x.copy(), hs, hp_all, gates, S, rho, h0_shape)
+        return hs[:, 1:].copy(), h.reshape(1, B, H).copy()
 
     def backward(self, grad_output, grad_h_n=None):
         x, hs, hp_all, gates, S, rho, h0_shape = self._saved()
         B, T, H = x.shape[0], x.shape[1], self.hidden_size
         gy = self._check_grad_output(grad_output, B, T, x.dtype)
-        dh = self._final_grad(grad_h_n, B, "grad_h_n")
+        dh = self._final_grad(grad_h_n, B, x.dtype, "grad_h_n")
         dh = np.zeros((B, H), dtype=x.dtype) if dh is None else dh.astype(x.dtype, copy=True)
         w_hh = self.weight_hh_l0.data.astype(x.dtype, copy=False)
         dA = np.empty((B, T, 3 * H), dtype=x.dtype)        # dL/d(scaled pre-activations)
