@@ -15,6 +15,12 @@ With g = grad + λ·p (weight decay λ):
 
 Schedulers (``StepLR``, ``ExponentialLR``, ``LambdaLR``) are stepped once per epoch:
 lr_e = base_lr · f(e), with f(e) = γ^⌊e/step⌋, γ^e or ``lr_lambda(e)``.
+
+Hyper-parameters are checked as torch checks them, for every parameter group (and on
+``load_state_dict``): a ``ValueError`` naming the optimizer for lr, eps, weight_decay or momentum
+< 0, betas outside [0, 1), alpha < 0, and for NaN, inf or a non-number anywhere. Stricter than
+torch: RMSprop's alpha must also be <= 1 (above 1 the running average can turn negative and its
+square root NaN).
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import math
 
 import numpy as np
 
+from .._checks import check_int, check_real
 from ..nn.module import Parameter
 
 __all__ = ["Optimizer", "SGD", "Adam", "RMSprop", "StepLR", "ExponentialLR", "LambdaLR"]
@@ -31,6 +38,8 @@ class Optimizer:
     """Base class: parameter groups, per-parameter state, ``zero_grad`` and ``state_dict``."""
 
     defaults: dict = {}
+    #: hyper-parameter -> (low, high, high_open): the interval it must lie in (None: unbounded)
+    _RANGES = {"lr": (0.0, None, False), "weight_decay": (0.0, None, False)}
 
     def __init__(self, params, defaults: dict):
         params = list(params)
@@ -58,9 +67,11 @@ class Optimizer:
         self.state: dict[int, dict] = {}
 
     def _validate(self, group: dict) -> None:
-        for key in ("lr", "weight_decay", "eps", "momentum"):
-            if key in group and not (group[key] >= 0):
-                raise ValueError(f"{type(self).__name__}: invalid {key} {group[key]!r} (must be >= 0)")
+        """Check (and convert to float) the hyper-parameters of ``group`` in place."""
+        who = type(self).__name__
+        for key, (low, high, high_open) in self._RANGES.items():
+            if key in group:
+                group[key] = check_real(who, key, group[key], low, high, high_open=high_open)
 
     def _params_with_grad(self, group):
         for p in group["params"]:
@@ -110,8 +121,12 @@ class Optimizer:
                                  f"{len(saved['params'])} parameters in the state dict, "
                                  f"{len(group['params'])} in the optimizer")
         params = [p for g in self.param_groups for p in g["params"]]
-        for group, saved in zip(self.param_groups, state_dict["param_groups"]):
-            group.update({k: v for k, v in saved.items() if k != "params"})
+        merged = [dict(group, **{k: v for k, v in saved.items() if k != "params"})
+                  for group, saved in zip(self.param_groups, state_dict["param_groups"])]
+        for group in merged:
+            self._validate(group)               # all groups before any changes
+        for group, new in zip(self.param_groups, merged):
+            group.update(new)
         self.state = {id(params[i]): {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
                       for i, s in state_dict["state"].items()}
 
@@ -124,12 +139,17 @@ class Optimizer:
 
 
 class SGD(Optimizer):
+    _RANGES = dict(Optimizer._RANGES, momentum=(0.0, None, False), dampening=(None, None, False))
+
     def __init__(self, params, lr: float = 1e-3, momentum: float = 0.0, dampening: float = 0.0,
                  weight_decay: float = 0.0, nesterov: bool = False):
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: Nesterov momentum requires momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       weight_decay=weight_decay, nesterov=nesterov))
+
+    def _validate(self, group: dict) -> None:
+        super()._validate(group)
+        if group.get("nesterov") and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError("SGD: Nesterov momentum requires momentum > 0 and dampening = 0")
 
     def _update(self, p, state, group):
         g = self._grad_with_decay(p, group)
@@ -146,12 +166,20 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    _RANGES = dict(Optimizer._RANGES, eps=(0.0, None, False))
+
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, amsgrad: bool = False):
-        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad))
+
+    def _validate(self, group: dict) -> None:
+        super()._validate(group)
+        betas = group.get("betas")
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ValueError(f"{type(self).__name__}: betas must be a pair (beta1, beta2), got {betas!r}")
+        group["betas"] = tuple(check_real(type(self).__name__, f"betas[{i}]", b, 0.0, 1.0, high_open=True)
+                               for i, b in enumerate(betas))
 
     def _update(self, p, state, group):
         g = self._grad_with_decay(p, group)
@@ -175,6 +203,8 @@ class Adam(Optimizer):
 
 
 class RMSprop(Optimizer):
+    _RANGES = dict(Optimizer._RANGES, alpha=(0.0, 1.0, False), eps=(0.0, None, False), momentum=(0.0, None, False))
+
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
@@ -243,9 +273,8 @@ class _Scheduler:
 
 class StepLR(_Scheduler):
     def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
-        if step_size < 1:
-            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
-        self.step_size, self.gamma = int(step_size), float(gamma)
+        self.step_size = check_int("StepLR", "step_size", step_size, 1)
+        self.gamma = check_real("StepLR", "gamma", gamma)
         super().__init__(optimizer)
 
     def factor(self, epoch, group_index):
@@ -254,7 +283,7 @@ class StepLR(_Scheduler):
 
 class ExponentialLR(_Scheduler):
     def __init__(self, optimizer, gamma: float):
-        self.gamma = float(gamma)
+        self.gamma = check_real("ExponentialLR", "gamma", gamma)
         super().__init__(optimizer)
 
     def factor(self, epoch, group_index):
@@ -265,6 +294,9 @@ class LambdaLR(_Scheduler):
     def __init__(self, optimizer, lr_lambda):
         n = len(optimizer.param_groups)
         self.lr_lambdas = list(lr_lambda) if isinstance(lr_lambda, (list, tuple)) else [lr_lambda] * n
+        if not all(callable(f) for f in self.lr_lambdas):
+            raise ValueError(f"LambdaLR: lr_lambda must be a function of the epoch (or one per group), "
+                             f"got {lr_lambda!r}")
         if len(self.lr_lambdas) != n:
             raise ValueError(f"LambdaLR: {len(self.lr_lambdas)} lambdas for {n} parameter groups")
         super().__init__(optimizer)
