@@ -16,6 +16,8 @@ import os
 import platform
 from pathlib import Path
 
+from ._files import atomic_write
+
 __all__ = ["format_table", "print_table", "save_figure", "write_index", "new_figure", "machine_info",
            "machine_summary"]
 
@@ -71,11 +73,12 @@ def save_figure(fig, out_dir, name: str) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.png"
-    tmp = out_dir / f".{name}.png.tmp"
     fig.tight_layout()
-    fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_write(path) as f:
+            fig.savefig(f, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 

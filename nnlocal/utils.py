@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 
 import numpy as np
+
+from ._files import atomic_write
 
 __all__ = ["numerical_grad", "gradcheck", "GradcheckError", "save", "load"]
 
@@ -62,7 +63,8 @@ def gradcheck(fn, inputs, eps: float = 1e-6, analytic=None, rtol: float = 1e-5, 
 
 
 def save(module, path) -> None:
-    """Write ``module.state_dict()`` to ``path`` as ``.npz``, atomically (temporary file + rename)."""
+    """Write ``module.state_dict()`` to ``path`` as ``.npz``, atomically and durably (temporary file,
+    fsync, rename, fsync of the folder: see :func:`nnlocal._files.atomic_write`)."""
     path = os.fspath(path)
     state = module.state_dict()
     for reserved in (_FORMAT_KEY, "file", "allow_pickle"):  # the last two are np.savez's own arguments
@@ -71,25 +73,8 @@ def save(module, path) -> None:
     for name, value in state.items():
         if value.dtype.kind not in "biuf":
             raise ValueError(f"save: '{name}' has dtype {value.dtype}; only numeric arrays can be saved")
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".nnlocal-", suffix=".npz.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, allow_pickle=False, **{_FORMAT_KEY: np.array(_FORMAT_VERSION)}, **state)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600); give it a normal mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    with atomic_write(path, mkdir=False) as fh:
+        np.savez(fh, allow_pickle=False, **{_FORMAT_KEY: np.array(_FORMAT_VERSION)}, **state)
 
 
 def load(module, path, strict: bool = True):

@@ -1,6 +1,7 @@
 """Utilities: gradcheck, pickle-free atomic checkpoints, seeds and torch's default initialisation."""
 import os
 import pickle
+import stat
 import zipfile
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 import nnlocal
 from nnlocal import nn
+from nnlocal.data import write_idx
 from nnlocal.nn import init
 from nnlocal.utils import GradcheckError
 
@@ -129,6 +131,33 @@ def test_failing_save_keeps_the_old_checkpoint(tmp_path, monkeypatch):
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["ck.npz"]
     np.testing.assert_array_equal(nnlocal.load(nn.Linear(3, 2, rng=9), path).weight.data, good.weight.data)
+
+
+def _record_fsyncs(monkeypatch, target):
+    """Replace os.fsync by a recorder of (is a folder, inode, does ``target`` exist yet)."""
+    calls, real = [], os.fsync
+
+    def fsync(fd):
+        st = os.fstat(fd)
+        calls.append((stat.S_ISDIR(st.st_mode), st.st_ino, target.exists()))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    return calls
+
+
+@pytest.mark.parametrize("write", [
+    lambda path: nnlocal.save(nn.Linear(3, 2, rng=0), path),
+    lambda path: write_idx(path, np.arange(6, dtype=np.uint8)),
+], ids=["nnlocal.save", "write_idx"])
+def test_atomic_writes_fsync_the_file_then_the_folder_after_the_rename(tmp_path, monkeypatch, write):
+    """A rename is durable only once its folder is flushed: file fsync, rename, folder fsync."""
+    path = tmp_path / "out.bin"
+    calls = _record_fsyncs(monkeypatch, path)
+    write(path)
+    assert path.exists()
+    assert [(d, e) for d, _, e in calls] == [(False, False), (True, True)]   # the data, then the folder
+    assert calls[1][1] == os.stat(tmp_path).st_ino
 
 
 def test_load_rejects_truncated_file(tmp_path):

@@ -29,7 +29,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._files import atomic_write
+from .._files import atomic_write
 
 __all__ = [
     "RemoteFile", "DatasetSpec", "DatasetNotFoundError", "DownloadError", "ChecksumError",

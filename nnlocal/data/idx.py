@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import atomic_write
+from .._files import atomic_write
 
 __all__ = ["read_idx", "read_idx_header", "write_idx", "parse_idx", "IDX_TYPES"]
 
