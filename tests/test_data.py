@@ -102,6 +102,26 @@ def test_loader_rejects_mismatched_images_and_labels(tmp_path):
         load_mnist("test", root=tmp_path / "data", download=False)
 
 
+@pytest.mark.parametrize("loader", [load_mnist, load_fashion_mnist])
+def test_loader_rejects_a_label_outside_the_classes_and_says_what_to_do(tmp_path, loader):
+    """A 10-class label file holding 200 is corrupt: refused, naming the file and the remedy."""
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((4, 28, 28), np.uint8))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.array([3, 9, 200, 1], np.uint8))
+    with pytest.raises(ValueError, match=r"label 200 at index 2 is outside 0..9 \(.*MNIST has 10 classes\)") as err:
+        loader("test", root=tmp_path, download=False)
+    msg = str(err.value)
+    assert str(tmp_path / "t10k-labels-idx1-ubyte.gz") in msg
+    assert "corrupt: delete" in msg and "downloads a verified copy" in msg
+
+
+def test_loader_says_what_to_do_about_a_corrupt_idx_file(tmp_path):
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((4, 28, 28), np.uint8))
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 4, 1])))
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte.gz: IDX payload truncated.*The file is corrupt: "
+                                         r"delete .* so that the next load downloads a verified copy"):
+        load_mnist("test", root=tmp_path, download=False)
+
+
 def test_dotted_file_names_and_root_argument(tmp_path):
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, (6, 28, 28), dtype=np.uint8)

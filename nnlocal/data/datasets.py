@@ -71,17 +71,41 @@ def load_idx_dataset(spec: DatasetSpec, split: str = "train", *, root=None, cach
     if verify:
         verify_file(img_path, img_file)
         verify_file(lbl_path, lbl_file)
-    images = read_idx(img_path)
-    labels = read_idx(lbl_path)
+    images = _read_dataset_file(img_path)
+    labels = _read_dataset_file(lbl_path)
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"{img_path}: expected uint8 images of shape (N, H, W), got {images.dtype} {images.shape}")
+        raise ValueError(f"{img_path}: expected uint8 images of shape (N, H, W), got {images.dtype} {images.shape}"
+                         f"{_corrupt_advice(img_path)}")
     if labels.ndim != 1 or labels.dtype != np.uint8:
-        raise ValueError(f"{lbl_path}: expected uint8 labels of shape (N,), got {labels.dtype} {labels.shape}")
+        raise ValueError(f"{lbl_path}: expected uint8 labels of shape (N,), got {labels.dtype} {labels.shape}"
+                         f"{_corrupt_advice(lbl_path)}")
     if len(images) != len(labels):
-        raise ValueError(f"{img_path} holds {len(images)} images but {lbl_path} holds {len(labels)} labels")
+        raise ValueError(f"{img_path} holds {len(images)} images but {lbl_path} holds {len(labels)} labels: "
+                         "one of them is corrupt or from another split. Delete both so that the next load "
+                         "downloads verified copies, or replace them with good ones (`python -m nnlocal.data "
+                         "--verify` checks them against their checksums)")
+    if spec.num_classes is not None and labels.size and labels.max() >= spec.num_classes:
+        bad = int(np.argmax(labels >= spec.num_classes))
+        raise ValueError(f"{lbl_path}: label {labels[bad]} at index {bad} is outside 0..{spec.num_classes - 1} "
+                         f"({spec.title} has {spec.num_classes} classes){_corrupt_advice(lbl_path)}")
     x = images.astype(np.float32)[:, None]
     x /= 255.0
     return x, labels.astype(np.int64)
+
+
+def _corrupt_advice(path) -> str:
+    """What to do about a corrupt dataset file (appended to the error that says what is wrong)."""
+    return (f". The file is corrupt: delete {path} so that the next load downloads a verified copy, or "
+            "replace it with a good one (`python -m nnlocal.data --verify` checks the files found against "
+            "their checksums)")
+
+
+def _read_dataset_file(path) -> np.ndarray:
+    """:func:`read_idx`, its ``ValueError`` (which names the file and what is wrong) saying what to do."""
+    try:
+        return read_idx(path)
+    except ValueError as exc:
+        raise ValueError(f"{exc}{_corrupt_advice(path)}") from exc
 
 
 def load_mnist(split: str = "train", *, root=None, cache_dir=None, mirrors=None, download: bool | None = None,

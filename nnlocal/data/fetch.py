@@ -97,6 +97,7 @@ class DatasetSpec:
     mirrors: tuple[str, ...] = ()
     system_dirs: tuple[str, ...] = ()
     install_hint: str = ""                    # extra advice for the "not found" message
+    num_classes: int | None = None            # labels must lie in 0..num_classes-1 (None: not checked)
 
     def files(self, split: str) -> tuple[RemoteFile, ...]:
         if split not in self.splits:
@@ -117,6 +118,7 @@ _I, _L = "-images-idx3-ubyte", "-labels-idx1-ubyte"
 MNIST = DatasetSpec(
     name="mnist",
     title="MNIST",
+    num_classes=10,
     splits={
         "train": (_idx("train" + _I, "f68b3c2dcbeaaa9fbdd348bbdeb94873", "6bbc9ace898e44ae57da46a324031adb"),
                   _idx("train" + _L, "d53e105ee54ea40749a09fcbcd1e9432", "a25bea736e30d166cdddb491f175f624")),
@@ -130,6 +132,7 @@ MNIST = DatasetSpec(
 FASHION_MNIST = DatasetSpec(
     name="fashion-mnist",
     title="Fashion-MNIST",
+    num_classes=10,
     splits={
         "train": (_idx("train" + _I, "8d4fb7e6c68d591d4c3dfef9ec88bf0d", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
                   _idx("train" + _L, "25c81989df183df01b3e8a0aad5dffbe", "9018921c3c673c538a1fc5bad174d6f9")),
@@ -147,6 +150,7 @@ CIFAR10_ARCHIVE = RemoteFile("cifar-10-binary.tar.gz", md5="c32a1d4ab5d03f1284b6
 CIFAR10 = DatasetSpec(
     name="cifar10",
     title="CIFAR-10 (binary version)",
+    num_classes=10,
     splits={
         "train": tuple(RemoteFile(f"data_batch_{i}.bin") for i in range(1, 6)),
         "test": (RemoteFile("test_batch.bin"),),
