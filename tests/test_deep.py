@@ -651,3 +651,18 @@ def test_load_refuses_another_architecture_or_bad_values(tmp_path):
         net.load_state_dict(bad)
     with pytest.raises(KeyError):
         deep.AsymEPNet(2, [5], 1).load_state_dict(state)           # DEEP's leak_abs is not AsymEP state
+
+
+def test_fit_config_and_keywords_are_the_same_settings():
+    X, Y = deep.logic_gate("AND")
+    cfg = deep.FitConfig(epochs=3, T1=30, T2=30, beta=5.0)
+    a, b, c = (deep.DEEPNet(2, [3], 1, rng=4) for _ in range(3))
+    deep.fit_many([a], X, Y, cfg)
+    deep.fit_many([b], X, Y, epochs=3, T1=30, T2=30, beta=5.0)
+    deep.fit_many([c], X, Y, cfg, T2=31)                           # keywords override the config
+    np.testing.assert_array_equal(a.W, b.W)
+    assert not np.array_equal(a.W, c.W) and c.hparams["T2"] == 31
+    assert a.hparams == {**cfg.hparams(), "dt_W": 100.0}            # dt_W resolved for the class
+    assert set(a.hparams) == {f for f in deep.FitConfig.__dataclass_fields__} - {"on_diverge"}
+    with pytest.raises(TypeError):
+        deep.fit_many([a], X, Y, epoch=3)                          # a misspelt setting is not ignored

@@ -128,6 +128,8 @@ def _relax_net(M, c, s, n_x, n_out, steps, dt, beta, target, lo, hi, stop, resid
             break
         if stop > 0 and res <= stop:
             break
+    for t in range(done, steps):                # not run: NaN, as in the reference
+        residuals[t] = zero * np.nan
     x = buf[done % 2]
     for b in range(B):
         for j in range(H):
@@ -210,7 +212,7 @@ def _kernel_linear_relax(M, c, s, n_x, n_out, steps, dt, beta, target, lo, hi, s
         raise ValueError(f"linear_relax: traj must be {(S, steps + 1, B, N)} {dtype}, got {traj.shape} {traj.dtype}")
     else:
         traj_buf, record = traj, True
-    residuals = np.full((S, steps), np.nan, dtype=dtype)
+    residuals = np.empty((S, steps), dtype=dtype)
     n_run = np.zeros(S, dtype=np.int64)
     t = dtype.type
     _linear_relax_kernel(M, c, work, int(n_x), int(n_out), int(steps), t(dt), t(beta), target, t(lo), t(hi),
@@ -232,8 +234,7 @@ def relax_phases(M, c, s, n_x, n_out, T1, T2, dt, beta, target, lo=0.0, hi=1.0, 
     S, B, N = s.shape
     M, c, target, work, stdp_buf = _prepare(M, c, s, n_x, n_out, beta, target, stdp)
     free = np.empty_like(work)
-    res_f = np.full((S, T1), np.nan, dtype=dtype)
-    res_n = np.full((S, T2), np.nan, dtype=dtype)
+    res_f, res_n = np.empty((S, T1), dtype=dtype), np.empty((S, T2), dtype=dtype)
     n_f, n_n = np.zeros(S, dtype=np.int64), np.zeros(S, dtype=np.int64)
     t = dtype.type
     _relax_phases_kernel(M, c, work, free, int(n_x), int(n_out), int(T1), int(T2), t(dt), t(beta), target, t(lo),
