@@ -193,6 +193,14 @@ def test_linear_relax_kernel_matches_reference_batched_with_early_stop(rng, H):
     assert np.all(n1 < T)  # the early stop fired
 
 
+def test_cpu_functions_have_the_signatures_of_their_references():
+    import inspect
+
+    assert set(K.__all__) <= set(R.__all__)
+    for name in K.__all__:
+        assert inspect.signature(getattr(K, name)) == inspect.signature(getattr(R, name)), name
+
+
 def test_cpu_hands_large_problems_to_the_reference(rng, monkeypatch):
     """Above KERNEL_MAX_WORK (B·H² multiply-adds per step and net) the reference is faster, and
     cpu.linear_relax / cpu.relax_phases call it: the very same bits, the kernel never launched."""

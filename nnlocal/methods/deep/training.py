@@ -148,8 +148,8 @@ def _epoch(K, net0, cfg: FitConfig, W, b, allowed, s, Yt):
     if cfg.regularized:
         W_new = R.l1_step(W_new, cfg.reg_W)
     W_new *= allowed                                          # the graph constraint
-    b_new = b if db is None else b + db
-    b_new[:, :n_x] = 0
+    b_new = b.copy() if db is None else b + db
+    b_new[:, :n_x] = 0                                        # no bias on the clamped inputs
     return phases, dW, W_new, b_new
 
 
