@@ -23,9 +23,15 @@ BANDWIDTH_GBS = float(os.environ.get("NNLOCAL_BANDWIDTH_GBS", 27.0))
 
 
 def pin_one_thread() -> None:
-    """Pin BLAS, Numba and torch to one thread so both sides are compared on equal terms."""
-    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    """Pin BLAS, Numba and torch to one thread so both sides are compared on equal terms.
+
+    Numba is pinned with ``numba.set_num_threads`` and never through ``NUMBA_NUM_THREADS``: numba
+    reads that variable once, and changing it after its thread pool has started (DEEP's parallel
+    kernel starts it) makes every later compilation in the process raise."""
+    import numba
     from threadpoolctl import threadpool_limits
+
+    numba.set_num_threads(1)
 
     threadpool_limits(limits=1)
     try:

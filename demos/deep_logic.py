@@ -2,7 +2,7 @@
 
 The three notebooks of the ESANN 2020 DEEP paper ran single, unseeded networks on XOR. This demo
 trains every model on XOR, AND, OR, NOT and ID over ``--seeds`` seeds with the notebooks' own
-hyperparameters (methods.md §3.5) and reports *rates*:
+hyperparameters (docs/deep.md) and reports *rates*:
 
 * **DEEP**: complete directed graph 3-5-1, β 10, dt_W 100, STDP with β0 = 0, β1 = 1;
 * **DEEP_oh**: 3-2-2 with one-hot outputs, β 1, dt_W 200;
@@ -38,7 +38,7 @@ MODELS = {
     "EP_asym": deep.NOTEBOOK_HPARAMS["EP_asym"],
 }
 GATES = ["XOR", "AND", "OR", "NOT", "ID"]
-#: what the notebooks (single runs) and the spec's own re-run (seeds 0..N-1) found (methods.md §3.8)
+#: what the notebooks (single runs) and an independent NumPy re-run (seeds 0..N-1) found (docs/deep.md)
 REFERENCE = {
     ("DEEP", "XOR"): "notebook: 1 run learned (2019), HEAD run diverged; spec re-run 2/10",
     ("DEEP_oh", "XOR"): "notebook: 1 run learned; spec re-run 4/10",

@@ -112,16 +112,40 @@ def test_pan_ste_teacher_is_uploaded_again_after_a_step_taken_after_a_forward(rn
 
 
 @pytest.mark.parametrize("cls_name", ["DEEPNet", "AsymEPNet"])
-def test_directed_nets_train_identically_on_cuda(cls_name):
+def test_directed_nets_train_identically_on_cuda(cls_name, monkeypatch):
+    """fit on device="cuda" = fit on the CPU; the epoch's two phases run on device-resident arrays
+    (one upload of operators and state per epoch, no host-side relaxation, no trajectory)."""
+    from nnlocal.kernels import cuda_launch
     from nnlocal.methods import deep
+    from nnlocal.methods.deep import cuda as deep_cuda
 
     X, Y = deep.logic_gate("XOR")
     cls = getattr(deep, cls_name)
     on_cpu, on_gpu = cls(2, [3], 1, rng=5), cls(2, [3], 1, rng=5, device="cuda")
     kw = dict(epochs=2, T1=6, T2=6, dt=0.05, beta=1.0, dt_W=1.0)   # both nets draw states from rng=5
-    h_c, h_g = on_cpu.fit(X, Y, **kw), on_gpu.fit(X, Y, **kw)
+    h_c = on_cpu.fit(X, Y, **kw)
+    uploads = []
+    real_to_device = deep_cuda.cuda.to_device
+
+    def counting(a, *args, **kwargs):
+        uploads.append(np.shape(a))
+        return real_to_device(a, *args, **kwargs)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the fit left the device-resident path")
+
+    monkeypatch.setattr(deep_cuda.cuda, "to_device", counting)
+    monkeypatch.setattr(deep_cuda, "linear_relax", forbidden)       # the host-array API: two round trips
+    monkeypatch.setattr(deep_cuda, "stdp_accumulate", forbidden)    # the trajectory-based sums
+    h_g = on_gpu.fit(X, Y, **kw)
     np.testing.assert_allclose(on_gpu.W, on_cpu.W, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(on_gpu.b, on_cpu.b, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(h_g["mse"], h_c["mse"], rtol=1e-10)
+    np.testing.assert_allclose(h_g["mse_nudged"], h_c["mse_nudged"], rtol=1e-10)
+    # per epoch: M, c, target, state (+ the zero target and residual buffers of each phase), never a
+    # (T+1)-long trajectory
+    assert all(len(shape) < 4 for shape in uploads), uploads
+    assert sum(shape == (1, 4, on_cpu.N) for shape in uploads) == kw["epochs"]   # the state, once per epoch
 
 
 def test_epnet_relaxes_and_learns_identically_on_cuda(rng):

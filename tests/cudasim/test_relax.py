@@ -104,6 +104,42 @@ def test_linear_relax_fused_stdp_equals_stdp_of_the_cpu_trajectory(gpu, cpu, rng
         assert n_c.max() < steps
 
 
+@pytest.mark.parametrize("stop", [0.0, 50.0])
+def test_relax_phases_equals_cpu(gpu, cpu, rng, stop):
+    """One epoch's free and nudged phase with the state kept on the device = the CPU kernel."""
+    M, c, s0, target = _directed(rng)
+    S, B, N = s0.shape
+    out = []
+    for k in (cpu, gpu):
+        s, raw = s0.copy(), np.full((S, N, N), 3.0)
+        out.append((k.relax_phases(M, c, s, 2, 1, 3, 2, 0.1, 1.5, target, stop=stop, stdp=raw, beta0=0.2), s, raw))
+    (ph_c, s_c, raw_c), (ph_g, s_g, raw_g) = out
+    np.testing.assert_array_equal(ph_g[2], ph_c[2])
+    np.testing.assert_array_equal(ph_g[4], ph_c[4])
+    for a, b in zip(ph_g, ph_c):
+        assert_close(a, b)
+    assert_close(s_g, s_c)
+    assert_close(raw_g, raw_c)
+    assert not np.allclose(ph_g[0], s_g)        # the nudged phase moved on from the free state
+
+
+def test_nan_propagates_like_the_cpu(gpu, cpu, rng):
+    """A NaN in the state stays NaN on the GPU (clip, residual, STDP sums), as in the CPU kernel."""
+    M, c, s0, target = _directed(rng)
+    s0[0, 1, 3] = np.nan
+    S, B, N = s0.shape
+    out = []
+    for k in (cpu, gpu):
+        s, raw = s0.copy(), np.zeros((S, N, N))
+        with np.errstate(invalid="ignore"):
+            res, n = k.linear_relax(M, c, s, 2, 1, 3, 0.1, 1.0, target, stdp=raw)
+        out.append((s, res, n, raw))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        assert_close(a, b)
+    assert out[1][2][0] == 1 and np.isnan(out[1][3][0]).any()
+
+
 def test_stdp_accumulate_matches_cpu(gpu, cpu, rng):
     traj = rng.uniform(size=(2, 4, 2, 3))
     traj[0, 2, 1, 0] = 0.0                    # exercises the a1 == 0 skip
