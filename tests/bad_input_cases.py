@@ -8,9 +8,7 @@ arrays) to its own float dtype: there, such input may succeed; complex or non-fi
 still raise. ``grad`` (nn layers) says which forward output ``backward`` takes the gradient of, so
 the test also drives ``backward`` with bad gradients. ``container=True`` marks a class built of
 other modules, whose error may name the module inside that met the bad input instead
-(``Sequential`` has no checks of its own; a model's first layer checks its input). ``branch``
-names the branch that fixes a method class whose cases fail on the nn branch (the test marks
-those ``xfail(strict=True)``).
+(``Sequential`` has no checks of its own; a model's first layer checks its input).
 """
 from __future__ import annotations
 
@@ -32,7 +30,6 @@ class Case:
     label: str | None = None                    # test id (default: name)
     casts: bool = False
     grad: Callable[[Any], np.ndarray] | None = None  # forward output -> the array backward differentiates
-    branch: str | None = None                   # the branch that fixes this class (method classes)
     container: bool = False                     # an error may name a layer inside instead (see above)
 
     @property
@@ -125,9 +122,8 @@ def _m(name):
 def _pan():
     pan = _m("pan")
     models = [Case("ConvNet", lambda f=f: f(image_size=12, rng=0), _unit(2, 1, 12, 12),
-                   label=f"ConvNet({f.__name__})", container=True, branch="pan") for f in (pan.lenet5, pan.tron)]
-    return [Case("PerceptronActivation", lambda: pan.PerceptronActivation(4, 3, rng=0), _normal(5, 4),
-                 branch="pan"), *models]
+                   label=f"ConvNet({f.__name__})", container=True) for f in (pan.lenet5, pan.tron)]
+    return [Case("PerceptronActivation", lambda: pan.PerceptronActivation(4, 3, rng=0), _normal(5, 4)), *models]
 
 
 # (keras name -> constructor, input shape) for the 13 AutoRot layers (arp.LAYERS)
@@ -156,37 +152,35 @@ def _arp():
         cls = getattr(arp, cls_name)
         # a separable conv is a depthwise and a pointwise convolution
         cases.append(Case(cls_name, lambda make=make, cls=cls: make(cls), _unit(*shape), label=f"{alias}",
-                          container="Separable" in cls_name, branch="eqarp"))
+                          container="Separable" in cls_name))
     return cases
 
 
 def _kwta():
     kw = _m("kwta")
-    return [Case("KWinnersTakeAll", lambda: kw.KWinnersTakeAll(0.25), _normal(5, 8), branch="kwbutd"),
-            Case("KWinnersTakeAllSoft", lambda: kw.KWinnersTakeAllSoft(0.25, hardness=2.0), _normal(5, 8),
-                 branch="kwbutd"),
-            Case("WinnerTakeAll", lambda: kw.WinnerTakeAll(), _normal(5, 8), branch="kwbutd"),
+    return [Case("KWinnersTakeAll", lambda: kw.KWinnersTakeAll(0.25), _normal(5, 8)),
+            Case("KWinnersTakeAllSoft", lambda: kw.KWinnersTakeAllSoft(0.25, hardness=2.0), _normal(5, 8)),
+            Case("WinnerTakeAll", lambda: kw.WinnerTakeAll(), _normal(5, 8)),
             Case("SynapticScaling", lambda: kw.SynapticScaling(kw.KWinnersTakeAll(0.25)), _normal(5, 8),
-                 container=True, branch="kwbutd"),
+                 container=True),
             Case("TripletCosineLoss", lambda: kw.TripletCosineLoss(), _normal(4, 6), label="TripletCosineLoss",
-                 call=lambda fn, e: fn(e, np.array([[0, 1, 2], [1, 2, 3]])), branch="kwbutd")]
+                 call=lambda fn, e: fn(e, np.array([[0, 1, 2], [1, 2, 3]])))]
 
 
 def _butd():
     b = _m("butd")
     core = lambda: b.fc_core(in_shape=(1, 4, 4), hidden=5, rng=0)  # noqa: E731
     task = lambda x: np.zeros(np.shape(x)[:1], dtype=np.int64)    # noqa: E731  (task 0 for every sample)
-    return [Case("BUTDLinear", lambda: b.BUTDLinear(4, 3, rng=0), _normal(5, 4), branch="kwbutd"),
-            Case("BUTDConv2d", lambda: b.BUTDConv2d(2, 3, 3, rng=0), _normal(2, 2, 5, 5), branch="kwbutd"),
-            Case("BUTDFlatten", lambda: b.BUTDFlatten(), _normal(2, 2, 3, 3), branch="kwbutd"),
+    return [Case("BUTDLinear", lambda: b.BUTDLinear(4, 3, rng=0), _normal(5, 4)),
+            Case("BUTDConv2d", lambda: b.BUTDConv2d(2, 3, 3, rng=0), _normal(2, 2, 5, 5)),
+            Case("BUTDFlatten", lambda: b.BUTDFlatten(), _normal(2, 2, 3, 3)),
             Case("BUTDBasicBlock", lambda: b.BUTDBasicBlock(2, 2, rng=0), _normal(2, 2, 5, 5),
-                 container=True, branch="kwbutd"),
+                 container=True),
             Case("BUTDSequential", lambda: b.BUTDSequential(b.BUTDLinear(4, 3, rng=0)), _normal(5, 4),
-                 container=True, branch="kwbutd"),
-            Case("BUTDNet", lambda: b.BUTDNet(core(), 3, rng=0), _normal(2, 1, 4, 4), container=True,
-                 branch="kwbutd"),
+                 container=True),
+            Case("BUTDNet", lambda: b.BUTDNet(core(), 3, rng=0), _normal(2, 1, 4, 4), container=True),
             Case("TaskBUTDNet", lambda: b.TaskBUTDNet(core(), 3, n_tasks=2, task_embedding=None, rng=0),
-                 _normal(2, 1, 4, 4), call=lambda net, x: net(x, task(x)), container=True, branch="kwbutd")]
+                 _normal(2, 1, 4, 4), call=lambda net, x: net(x, task(x)), container=True)]
 
 
 _XY = lambda rng: rng.random((4, 2))  # noqa: E731  (four samples of a 2-input logic gate)
@@ -200,11 +194,11 @@ def _deep():
         y = lambda x: np.zeros((len(x) if np.ndim(x) else 1, 1))  # noqa: E731
         cases += [
             Case(cls.__name__, make, _XY, call=lambda n, x: n.relax(x, steps=5), label=f"{cls.__name__}.relax",
-                 casts=True, branch="deep"),
+                 casts=True),
             Case(cls.__name__, make, _XY, call=lambda n, x: n.predict(x, T=5), label=f"{cls.__name__}.predict",
-                 casts=True, branch="deep"),
+                 casts=True),
             Case(cls.__name__, make, _XY, call=lambda n, x, y=y: n.fit(x, y(x), epochs=1, T1=5, T2=5),
-                 label=f"{cls.__name__}.fit", casts=True, branch="deep"),
+                 label=f"{cls.__name__}.fit", casts=True),
         ]
     return cases
 
@@ -214,12 +208,12 @@ def _eqprop():
     make = lambda: ep.EPNet([4, 5, 3], rng=0)  # noqa: E731
     labels = lambda x: np.zeros(len(x) if np.ndim(x) else 1, dtype=np.int64)  # noqa: E731
     return [Case("EPNet", make, _unit(4, 4), call=lambda n, x: n.relax(x, steps=3), label="EPNet.relax",
-                 casts=True, branch="eqarp"),
+                 casts=True),
             Case("EPNet", make, _unit(4, 4), call=lambda n, x: n.predict(x, steps=3), label="EPNet.predict",
-                 casts=True, branch="eqarp"),
+                 casts=True),
             Case("EPNet", make, _unit(4, 4),
                  call=lambda n, x: n.fit(x, labels(x), batch_size=2, n_free=2, n_nudged=1, rng=0),
-                 label="EPNet.fit", casts=True, branch="eqarp")]
+                 label="EPNet.fit", casts=True)]
 
 
 METHOD_CLASSES = [*_pan(), *_arp(), *_kwta(), *_butd(), *_deep(), *_eqprop()]

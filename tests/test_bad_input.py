@@ -27,13 +27,6 @@ from tests.bad_input_cases import CASES
 
 KINDS = ("shape", "dtype", "nonfinite", "empty", "list", "grad")
 
-#: method-class cases that fail on this branch, by test id -> kinds; each is fixed on the class's
-#: branch (``Case.branch``). Strict: once that branch is merged they pass, and the mark must go.
-XFAIL = {
-    **{f"{c}.{m}": ("dtype", "nonfinite") for c in ("DEEPNet", "AsymEPNet") for m in ("relax", "predict")},
-    "DEEPNet.fit": ("dtype", "nonfinite", "empty"), "AsymEPNet.fit": ("dtype", "nonfinite", "empty"),
-}
-
 BAD_INPUT = settings(max_examples=5, derandomize=True, database=None, deadline=None,
                      phases=(Phase.explicit, Phase.generate), suppress_health_check=[HealthCheck.too_slow])
 
@@ -43,10 +36,7 @@ def _params():
         for kind in KINDS:
             if kind == "grad" and case.grad is None:
                 continue
-            marks = ()
-            if kind in XFAIL.get(case.id, ()):
-                marks = pytest.mark.xfail(strict=True, reason=f"fixed on branch {case.branch}")
-            yield pytest.param(case, kind, id=f"{case.id}-{kind}", marks=marks)
+            yield pytest.param(case, kind, id=f"{case.id}-{kind}")
 
 
 # ------------------------------------------------------------------------------ bad input
