@@ -6,7 +6,8 @@ built-ins in :mod:`.trials`), its seeds, fixed parameters and a grid. :func:`run
 worker processes by default, or a running scheduler - and commits each result to the
 :class:`Store` (:mod:`.store`) as it arrives, so a rerun resumes. :func:`write_report`
 (:mod:`.report`, :mod:`.stats`, :mod:`.figures`) turns a store into per-cell tables (Wilson
-intervals for success rates; mean ± std, median, IQR for numbers) and figures.
+intervals for success rates; mean ± std, median, IQR for numbers) and figures. :mod:`.cli` holds
+the ``nnlocal sweep`` commands.
 
     nnlocal sweep run sweeps/deep_xor.toml --store results.sqlite     # LocalCluster, all cores
     nnlocal sweep run sweeps/deep_xor.toml --scheduler tcp://HOST:8786

@@ -164,6 +164,9 @@ def write_report(store_path, out_dir, sweep: str | None = None, metrics=None) ->
         for name in names:
             info = store.sweep(name)
             spec, axes, kinds, cells = cell_table(store, name)
+            primary = _primary(spec, kinds)
+            rank = {"bool": 1, "numeric": 2, "text": 3}    # the primary metric, then booleans, numbers, text
+            kinds = dict(sorted(kinds.items(), key=lambda kv: (kv[0] != primary, rank[kv[1]], kv[0])))
             (out_dir / f"{name}.md").write_text(_markdown(spec, axes, kinds, cells, info))
             (out_dir / f"{name}.csv").write_text(_csv(axes, kinds, cells))
             done = sum(c["done"] for c in cells)
@@ -171,7 +174,7 @@ def write_report(store_path, out_dir, sweep: str | None = None, metrics=None) ->
                       f"{done} done, {sum(c['failed'] for c in cells)} failed, "
                       f"{sum(c['pending'] for c in cells)} pending. Tables: [{name}.md]({name}.md), "
                       f"[{name}.csv]({name}.csv).", ""]
-            chosen = list(metrics) if metrics else [m for m in [_primary(spec, kinds)] if m]
+            chosen = list(metrics) if metrics else [m for m in [primary] if m]
             for metric in chosen:
                 if metric not in kinds or kinds[metric] == "text":
                     raise SweepError(f"sweep {name!r} has no boolean or numeric metric {metric!r}; "

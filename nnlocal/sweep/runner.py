@@ -110,7 +110,11 @@ def _run(spec, store, workers, scheduler, client, retry_failed, progress) -> Run
     store.begin_sweep(spec)
     stored = store.statuses(spec.name)
     keep = {"done"} if retry_failed else {"done", "failed"}
-    todo = [(canonical_json(p), p, s) for p, s in spec.trials() if stored.get((canonical_json(p), s)) not in keep]
+    todo = []
+    for params, seed in spec.trials():
+        params_json = canonical_json(params)
+        if stored.get((params_json, seed)) not in keep:
+            todo.append((params_json, params, seed))
     summary = RunSummary(spec.name, len(spec), len(spec) - len(todo), len(todo), 0, 0, None, 0.0)
     if not todo:
         return summary
@@ -124,15 +128,15 @@ def _run(spec, store, workers, scheduler, client, retry_failed, progress) -> Run
                        f"({where}); dashboard {c.dashboard_link}", file=sys.stderr)
         # priority -i keeps the spec's seed-major order, so an interrupted run covers every cell evenly
         futures = {c.submit(execute, spec.trial, params, seed, spec.imports, pure=False, priority=-i,
-                            key=f"trial-{spec.name}-{uuid.uuid4().hex}"): (key, seed)
-                   for i, (key, params, seed) in enumerate(todo)}
+                            key=f"trial-{spec.name}-{uuid.uuid4().hex}"): (params_json, seed)
+                   for i, (params_json, params, seed) in enumerate(todo)}
         bar = tqdm(total=len(todo), desc=spec.name, unit="trial", disable=not progress, smoothing=0.05)
         try:
             for future in as_completed(futures):
-                key, seed = futures.pop(future)
+                params_json, seed = futures.pop(future)
                 result = future.result() if future.status == "finished" else _failed_task(future)
                 future.release()
-                store.record(spec, key, seed, result)
+                store.record(spec, params_json, seed, result)
                 if result["status"] == "done":
                     summary.done += 1
                 else:
