@@ -1,8 +1,10 @@
-"""The ``nnlocal`` command: ``tour``, ``bench`` and ``datasets``."""
+"""The ``nnlocal`` command: ``tour``, ``bench``, ``datasets`` and ``sweep``."""
 from __future__ import annotations
 
 import argparse
 import sys
+
+from .sweep.cli import add_sweep_parser
 
 
 def _cmd_tour(args) -> int:
@@ -42,8 +44,15 @@ def _cmd_datasets(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line errors (``nnlocal: error: ...``, exit status 2)."""
+
+    def error(self, message):
+        self.exit(2, f"nnlocal: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nnlocal", description=__doc__)
+    parser = _Parser(prog="nnlocal", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     tour = sub.add_parser("tour", help="run every method briefly on the embedded default data")
@@ -64,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("datasets", help="say which datasets are found where")
     data.set_defaults(func=_cmd_datasets)
+
+    add_sweep_parser(sub)
     return parser
 
 

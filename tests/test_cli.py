@@ -97,3 +97,120 @@ def test_library_never_imports_torch():
     offenders = [str(p.relative_to(REPO)) for p in (REPO / "nnlocal").rglob("*.py")
                  if re.search(r"^\s*(import torch|from torch)", p.read_text(), re.M)]
     assert not offenders, f"nnlocal/ must not import torch: {offenders}"
+
+
+# ------------------------------------------------------------------------------------------- nnlocal sweep
+SWEEP_SPEC = """[sweep]
+name = "cli"
+trial = "deep.logic_gate"
+seeds = 2
+[params]
+epochs = 2
+[grid]
+model = ["deep", "asym_ep"]
+"""
+
+
+def _sweep_cli(argv, capsys):
+    """Run ``nnlocal sweep ...`` in-process: (exit status, stdout, stderr)."""
+    try:
+        rc = cli.main(["sweep", *argv])
+    except SystemExit as exc:     # argparse's own usage errors
+        rc = exc.code
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _assert_one_line_error(rc, err, message):
+    assert rc == 2, err
+    assert "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("nnlocal: error: "), err
+    assert message in err, err
+
+
+def test_sweep_without_dask_says_what_to_install():
+    """The extra is missing: simulated by making `import dask.distributed` fail in a fresh interpreter."""
+    code = ("import sys; sys.modules['dask.distributed'] = None; sys.modules['distributed'] = None\n"
+            "from nnlocal.cli import main; sys.exit(main(['sweep', 'run', 'spec.toml']))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    _assert_one_line_error(res.returncode, res.stderr, "")
+    assert res.stderr == 'nnlocal: error: nnlocal sweep needs dask: pip install "nnlocal[sweep]"\n'
+    assert res.stdout == ""
+
+
+SWEEP_ERRORS = [
+    (["run"], "needs a SPEC.toml"),
+    (["run", "{tmp}/missing.toml"], "missing.toml not found"),
+    (["run", "{spec:trial = \"deep.logic_gat\"}"], "unknown trial 'deep.logic_gat' (did you mean 'deep.logic_gate'?)"),
+    (["run", "{spec:bta = 2.0}"], "[params] bta: unknown parameter of trial deep.logic_gate (did you mean 'beta'?)"),
+    (["run", "{spec:epochs = \"two\"}"], "[params] epochs must be an integer"),
+    (["run", "{spec:seeds = 0}"], "seeds must be a positive count"),
+    (["run", "{spec}", "--workers", "0"], "--workers must be at least 1"),
+    (["run", "{spec}", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not allowed with argument"),
+    (["status", "{tmp}/none.sqlite"], "no sweep store at"),
+    (["report", "{tmp}/none.sqlite"], "no sweep store at"),
+    (["bogus"], "invalid choice: 'bogus'"),
+]
+
+
+@pytest.mark.parametrize("argv, message", SWEEP_ERRORS, ids=[" ".join(a)[:30] for a, _ in SWEEP_ERRORS])
+def test_sweep_errors_are_one_line_with_exit_status_2(tmp_path, capsys, argv, message):
+    pytest.importorskip("dask.distributed")
+
+    def expand(arg):
+        if arg.startswith("{spec"):
+            text = SWEEP_SPEC
+            if ":" in arg:   # an extra line, replacing the [sweep]/[params] key of the same name
+                line = arg[6:-1]
+                key = line.split("=")[0].strip()
+                text = re.sub(rf"^{key} = .*$", line, text, flags=re.M) if re.search(rf"^{key} = ", text, re.M) \
+                    else text.replace("[params]\n", f"[params]\n{line}\n")
+            path = tmp_path / "spec.toml"
+            path.write_text(text)
+            return str(path)
+        return arg.replace("{tmp}", str(tmp_path))
+
+    rc, out, err = _sweep_cli([expand(a) for a in argv], capsys)
+    _assert_one_line_error(rc, err, message)
+
+
+def test_sweep_refuses_a_changed_spec(tmp_path, capsys):
+    pytest.importorskip("dask.distributed")
+    from nnlocal.sweep import Store, load_spec
+
+    path = tmp_path / "spec.toml"
+    path.write_text(SWEEP_SPEC)
+    with Store(tmp_path / "s.sqlite") as store:
+        store.begin_sweep(load_spec(path))
+    path.write_text(SWEEP_SPEC.replace("epochs = 2", "epochs = 3"))
+    rc, out, err = _sweep_cli(["run", str(path), "--store", str(tmp_path / "s.sqlite")], capsys)
+    _assert_one_line_error(rc, err, "the spec of sweep 'cli' has changed")
+    assert "changed: params.epochs" in err
+
+
+def test_sweep_list_names_every_trial_and_its_params():
+    pytest.importorskip("dask.distributed")
+    # a fresh process: other tests register the test-only trials in this one
+    res = subprocess.run([sys.executable, "-m", "nnlocal.cli", "sweep", "run", "--list"], capture_output=True,
+                         text=True, timeout=120, cwd=REPO)
+    out = res.stdout
+    assert res.returncode == 0, res.stderr
+    for name in ("deep.logic_gate", "eqprop.classify", "arp.mlp", "kwta.sdr", "pan.lenet5_vs_tron",
+                 "butd.counter_hebb", "butd.multitask"):
+        assert re.search(rf"^{re.escape(name)}: ", out, re.M), out
+    assert "model=\"deep\" {deep|deep_oh|asym_ep}" in out and "dataset=\"digits\"" in out
+    assert "test." not in out      # the test-only trials are not registered by default
+
+
+def test_sweep_commands_have_help():
+    for command in (["sweep"], ["sweep", "run"], ["sweep", "status"], ["sweep", "report"]):
+        with pytest.raises(SystemExit) as exc:
+            cli.main(command + ["--help"])
+        assert exc.value.code == 0
+
+
+def test_ci_installs_the_sweep_extra_with_the_test_extra():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert 'pip install --quiet -e ".[test,sweep]"' in ci
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert re.search(r'^sweep = \[.*"dask\[distributed\]', pyproject, re.M)
