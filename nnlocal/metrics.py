@@ -1,7 +1,7 @@
 r"""Information measures for layer representations, in bits, and SDR usage statistics.
 
-Two deterministic mutual-information estimators (``shared/spec/methods.md`` §4.6 recommends them
-over the original's stochastic, upward-biased MINE):
+Two deterministic mutual-information estimators (preferred here to the original's stochastic,
+upward-biased MINE estimator):
 
 * **plug-in, discrete** (:func:`mutual_info_discrete`): each distinct value, or each distinct
   *row* of a 2-D array (a binary SDR code word, a binned activation vector), is one symbol; the
@@ -22,6 +22,9 @@ subset small enough that codes repeat, or read the numbers as upper bounds.
 
 :func:`sdr_statistics` summarises how a binary code uses its units: firing rate per unit, dead
 units (never active) and over-active units, per-unit entropy and the entropy of the code words.
+
+:func:`evaluate` is the one classification evaluation loop of the demos and the tour (accuracy and
+an optional mean loss, in eval mode, batches in order).
 """
 from __future__ import annotations
 
@@ -194,7 +197,7 @@ def evaluate(model, x, y, batch_size: int = 1000, forward=None, loss_fn=None) ->
     x, y = np.asarray(x), np.asarray(y).reshape(-1)
     if len(x) != len(y):
         raise ValueError(f"evaluate: {len(x)} inputs but {len(y)} labels")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"evaluate: batch_size must be a positive integer, got {batch_size!r}")
     was_training = getattr(model, "training", False)
     if hasattr(model, "eval"):
@@ -205,6 +208,9 @@ def evaluate(model, x, y, batch_size: int = 1000, forward=None, loss_fn=None) ->
         for i in range(0, len(x), batch_size):
             out = run(x[i:i + batch_size])
             yb = y[i:i + batch_size]
+            if np.ndim(out) != 2 or len(out) != len(yb):
+                raise ValueError(f"evaluate: the model returned shape {np.shape(out)} for a batch of {len(yb)}, "
+                                 f"expected ({len(yb)}, classes)")
             correct += int(np.sum(np.argmax(out, axis=1) == yb))
             if loss_fn is not None:
                 loss_sum += float(loss_fn(out, yb)) * len(yb)

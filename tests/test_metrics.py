@@ -119,3 +119,130 @@ def test_sdr_statistics():
     assert st["usage_entropy"] == pytest.approx(_h([1, 0.5, 0.25, 0.25]) / math.log2(5))
     with pytest.raises(ValueError, match="binary"):
         metrics.sdr_statistics(np.array([[0.5, 1.0]]))
+
+
+# ---------------------------------------------------------------------------------- evaluate
+class _Recorder:
+    """A model that records every call (batch and train/eval mode) and returns fixed logits."""
+
+    def __init__(self, logits, training=True, fail_at=None):
+        self.logits, self.training, self.fail_at = logits, training, fail_at
+        self.calls = []          # (first row index, batch length, training flag)
+        self._seen = 0
+
+    def __call__(self, xb):
+        self.calls.append((int(xb[0, 0]), len(xb), self.training))
+        if self.fail_at is not None and len(self.calls) > self.fail_at:
+            raise RuntimeError("planted failure")
+        out = self.logits[self._seen:self._seen + len(xb)]
+        self._seen += len(xb)
+        return out
+
+    def train(self, mode=True):
+        self.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+
+def _rows(n):
+    """Inputs whose first column is the row index, so a recorder knows which rows it got."""
+    return np.repeat(np.arange(n, dtype=np.float64)[:, None], 3, axis=1)
+
+
+def test_evaluate_accuracy_and_loss_match_a_hand_computation(rng):
+    from nnlocal import nn
+
+    n, c = 23, 4
+    logits = rng.standard_normal((n, c)) * 2
+    y = rng.integers(0, c, n)
+    y[:5] = logits[:5].argmax(axis=1)                      # some right, the rest at chance
+    ev = metrics.evaluate(_Recorder(logits), _rows(n), y, batch_size=5, loss_fn=nn.CrossEntropyLoss())
+    logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    assert ev.n == n
+    assert ev.accuracy == np.mean(logits.argmax(axis=1) == y)
+    assert ev.percent == pytest.approx(100 * ev.accuracy, rel=1e-15)
+    # the mean over samples, not over batches (the last batch holds 3 samples, the others 5)
+    assert ev.loss == pytest.approx(-np.mean(logp[np.arange(n), y]), rel=1e-13)
+    assert math.isnan(metrics.evaluate(_Recorder(logits), _rows(n), y).loss)   # no loss function: NaN
+
+
+def test_evaluate_runs_batches_in_order_in_eval_mode_and_restores_the_mode():
+    n = 11
+    logits = np.eye(3)[np.arange(n) % 3]
+    for start_training in (True, False):
+        model = _Recorder(logits, training=start_training)
+        ev = metrics.evaluate(model, _rows(n), np.arange(n) % 3, batch_size=4)
+        assert ev.accuracy == 1.0
+        assert model.calls == [(0, 4, False), (4, 4, False), (8, 3, False)]   # in order, every call in eval mode
+        assert model.training is start_training                              # the previous mode comes back
+    model = _Recorder(logits, training=True, fail_at=1)
+    with pytest.raises(RuntimeError, match="planted"):
+        metrics.evaluate(model, _rows(n), np.arange(n) % 3, batch_size=4)
+    assert model.training is True                                            # restored after an error too
+
+
+def test_evaluate_batch_size_matters_for_a_batch_dependent_model():
+    """A model whose output depends on its batch (as PAN's faithful batch gate): the result changes
+    with the batch size, so evaluate must use exactly the batches it is given."""
+    x = np.array([[1.0], [-3.0], [1.0], [1.0]])
+
+    def batch_sign(xb):                     # class 1 where the batch sum is positive, else class 0
+        return np.repeat([[0.0, 1.0] if xb.sum() > 0 else [1.0, 0.0]], len(xb), axis=0)
+
+    y = np.ones(4, dtype=np.int64)
+    assert metrics.evaluate(None, x, y, batch_size=1, forward=batch_sign).accuracy == 0.75
+    assert metrics.evaluate(None, x, y, batch_size=2, forward=batch_sign).accuracy == 0.5
+    assert metrics.evaluate(None, x, y, batch_size=4, forward=batch_sign).accuracy == 0.0
+
+
+def test_evaluate_forward_hook_replaces_the_call_and_keeps_eval_mode():
+    n = 6
+    model = _Recorder(np.zeros((n, 2)), training=True)
+    tasks_seen = []
+
+    def guided(xb):                          # e.g. a BU-TD net told its task
+        tasks_seen.append(model.training)
+        return np.tile([0.0, 1.0], (len(xb), 1))
+
+    ev = metrics.evaluate(model, _rows(n), np.ones(n, dtype=np.int64), batch_size=4, forward=guided)
+    assert ev.accuracy == 1.0 and ev.n == n
+    assert model.calls == []                 # the model itself was not called
+    assert tasks_seen == [False, False] and model.training is True
+
+
+@pytest.mark.parametrize("kwargs,pattern", [
+    (dict(y=np.zeros(4, dtype=np.int64)), "5 inputs but 4 labels"),
+    (dict(batch_size=0), "batch_size must be a positive integer, got 0"),
+    (dict(batch_size=-2), "batch_size must be a positive integer"),
+    (dict(batch_size=2.5), "batch_size must be a positive integer, got 2.5"),
+    (dict(batch_size=True), "batch_size must be a positive integer, got True"),
+    (dict(forward=lambda xb: np.zeros(len(xb))), r"returned shape \(5,\) for a batch of 5, expected \(5, classes\)"),
+    (dict(forward=lambda xb: np.zeros((1, 3))), r"returned shape \(1, 3\) for a batch of 5"),
+])
+def test_evaluate_rejects_bad_arguments(kwargs, pattern):
+    args = dict(y=np.zeros(5, dtype=np.int64), batch_size=10)
+    args.update(kwargs)
+    model = _Recorder(np.zeros((5, 3)))
+    with pytest.raises(ValueError, match=pattern):
+        metrics.evaluate(model, _rows(5), **args)
+    assert model.training is True
+
+
+def test_evaluate_on_an_empty_set_is_nan():
+    ev = metrics.evaluate(_Recorder(np.zeros((0, 2))), np.zeros((0, 3)), np.zeros(0, dtype=np.int64))
+    assert ev.n == 0 and math.isnan(ev.accuracy) and math.isnan(ev.loss)
+
+
+def test_evaluate_a_real_model_in_eval_mode():
+    """Dropout is active in train mode and off in eval mode: evaluate must see the eval-mode outputs."""
+    from nnlocal import nn
+
+    net = nn.Sequential(nn.Linear(6, 5, rng=0), nn.Dropout(0.9, rng=1), nn.Linear(5, 3, rng=2)).to(np.float64)
+    x = np.random.default_rng(3).standard_normal((40, 6))
+    net.eval()
+    expected = net(x).argmax(axis=1)
+    net.train()
+    ev = metrics.evaluate(net, x, expected, batch_size=7)
+    assert ev.accuracy == 1.0 and net.training

@@ -17,11 +17,6 @@ ORIGINAL_EPOCH1 = "MNIST epoch 1: 88.08 (LeNet-5 20.73)"
 ORIGINAL_LAST = "MNIST epoch 50: 96.73 (LeNet-5 97.86)"
 
 
-def _accuracy(model, x, y, batch: int = 64) -> float:
-    correct = sum(int(np.sum(model(x[i:i + batch]).argmax(axis=1) == y[i:i + batch])) for i in range(0, len(x), batch))
-    return 100.0 * correct / len(x)
-
-
 def run(quick: bool, out_dir: Path, seed: int = 0):
     from threadpoolctl import threadpool_limits
 
@@ -32,6 +27,7 @@ def run(quick: bool, out_dir: Path, seed: int = 0):
 def _run(quick: bool, out_dir: Path, seed: int):
     from .. import nn, optim
     from ..data import load_digits, normalize
+    from ..metrics import evaluate
     from ..methods import pan
     from ..report import new_figure, save_figure
 
@@ -53,7 +49,7 @@ def _run(quick: bool, out_dir: Path, seed: int):
                 loss_fn(model(x_train[i:i + 64]), y_train[i:i + 64])
                 model.backward(loss_fn.backward())
                 opt.step()
-            curves[name].append(_accuracy(model, x_test, y_test))
+            curves[name].append(evaluate(model, x_test, y_test, batch_size=64).percent)
 
     fig, ax = new_figure(figsize=(6, 3.6))
     for name, acc in curves.items():
