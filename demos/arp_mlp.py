@@ -38,7 +38,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from nnlocal import nn, optim
+from nnlocal import kernels, metrics, nn, optim
 from nnlocal.data import DataLoader, load_train_test
 from nnlocal.methods import arp
 from nnlocal.report import new_figure, print_table, save_figure, write_index
@@ -65,6 +65,7 @@ def parse_args(argv=None):
     p.add_argument("--rmsprop", default="keras", choices=["keras", "keras-legacy"],
                    help="keras: g/(sqrt(v)+eps) (Keras>=2.11, torch); keras-legacy: g/sqrt(v+eps) (Keras<=2.10)")
     p.add_argument("--models", default="classic,ARP,ARP-off", help="comma-separated subset of classic,ARP,ARP-off")
+    kernels.add_argument(p)
     return p.parse_args(argv)
 
 
@@ -95,18 +96,6 @@ def build(kind: str, n_in: int, act: str, L: float, xmin: float, xmax: float, rn
     return arp.keras_init_(nn.Sequential(*layers), rng=rng)
 
 
-def evaluate(model, x, y, batch: int = 4096):
-    """(accuracy, mean cross-entropy) over the whole set, in eval mode."""
-    model.eval()
-    loss_fn, correct, loss = nn.CrossEntropyLoss(), 0, 0.0
-    for i in range(0, len(x), batch):
-        logits = model(x[i:i + batch])
-        loss += loss_fn(logits, y[i:i + batch]) * len(logits)
-        correct += int((logits.argmax(1) == y[i:i + batch]).sum())
-    model.train()
-    return correct / len(x), loss / len(x)
-
-
 def train_one(kind, seed, data, args, lim, bar):
     x_train, y_train, x_test, y_test = data
     rng = np.random.default_rng([seed, 1 if kind == "ARP-off" else 0])   # classic and ARP: paired streams
@@ -126,7 +115,8 @@ def train_one(kind, seed, data, args, lim, bar):
             model.zero_grad()
             model.backward(loss_fn.backward())
             opt.step()
-        acc, loss = evaluate(model, x_test, y_test)
+        test = metrics.evaluate(model, x_test, y_test, batch_size=4096, loss_fn=nn.CrossEntropyLoss())
+        acc, loss = test.accuracy, test.loss
         hist["test_acc"].append(acc)
         hist["test_loss"].append(loss)
         hist["train_loss"].append(float(np.mean(losses)))
@@ -141,6 +131,7 @@ def train_one(kind, seed, data, args, lim, bar):
 
 def main(argv=None):
     args = parse_args(argv)
+    kernels.use(args.kernels)
     threadpool_limits(args.threads)
     out = Path(args.out) / "arp_mlp"
     out.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from nnlocal import nn, optim
+from nnlocal import kernels, metrics, nn, optim
 from nnlocal.data import DataLoader, load_train_test
 from nnlocal.methods import arp
 from nnlocal.report import new_figure, print_table, save_figure, write_index
@@ -49,6 +49,7 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--train-size", type=int, default=0, help="use only the first N training images (0: all)")
     p.add_argument("--models", default=",".join(CELLS), help="comma-separated subset of " + ",".join(CELLS))
+    kernels.add_argument(p)
     return p.parse_args(argv)
 
 
@@ -71,17 +72,9 @@ class RowClassifier(nn.Module):
         return self.rnn.backward(None, g_h[None])
 
 
-def evaluate(model, x, y, batch: int = 2048):
-    loss_fn, correct, loss = nn.CrossEntropyLoss(), 0, 0.0
-    for i in range(0, len(x), batch):
-        logits = model(x[i:i + batch])
-        loss += loss_fn(logits, y[i:i + batch]) * len(logits)
-        correct += int((logits.argmax(1) == y[i:i + batch]).sum())
-    return correct / len(x), loss / len(x)
-
-
 def main(argv=None):
     args = parse_args(argv)
+    kernels.use(args.kernels)
     threadpool_limits(args.threads)
     out = Path(args.out) / "arp_sequence"
     out.mkdir(parents=True, exist_ok=True)
@@ -119,7 +112,9 @@ def main(argv=None):
                         model.zero_grad()
                         model.backward(loss_fn.backward())
                         opt.step()
-                    acc, loss = evaluate(model, x_test, y_test)
+                    test = metrics.evaluate(model, x_test, y_test, batch_size=2048,
+                                            loss_fn=nn.CrossEntropyLoss())
+                    acc, loss = test.accuracy, test.loss
                     hist["test_acc"].append(acc)
                     hist["test_loss"].append(loss)
                     hist["train_loss"].append(float(np.mean(losses)))

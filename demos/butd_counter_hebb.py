@@ -16,7 +16,7 @@ backprop through the same bottom-up network (its hand-written ``backward``). Run
 Every run starts from the same W and b (seed ``--seed``) and sees the same batches.
 
     python demos/butd_counter_hebb.py --dataset fashion-mnist --epochs 5
-    NNLOCAL_DATA=../shared/data python demos/butd_counter_hebb.py --dataset mnist   # MNIST-test-set split
+    NNLOCAL_DATA=/path/to/data python demos/butd_counter_hebb.py --dataset mnist   # MNIST-test-set split
     python demos/butd_counter_hebb.py --dataset digits --epochs 1                   # seconds, no download
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from nnlocal import optim
+from nnlocal import kernels, metrics, optim
 from nnlocal.data import MNIST_MEAN, MNIST_STD, DataLoader, load_train_test, normalize
 from nnlocal.methods import butd
 from nnlocal.report import new_figure, print_table, save_figure, write_index
@@ -51,6 +51,7 @@ def parse_args(argv=None):
     p.add_argument("--gamma", type=float, default=0.95, help="lr factor per epoch")
     p.add_argument("--batch-size", type=int, default=20)
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
+    kernels.add_argument(p)
     return p.parse_args(argv)
 
 
@@ -65,11 +66,6 @@ def learn_step(net, opt, x, y, learning: str) -> tuple[float, int]:
         net.backward(grad_logits)                 # backprop through the BU network
     opt.step()
     return loss, int(np.sum(logits.argmax(axis=1) == y))
-
-
-def evaluate(net, x, y, batch: int = 1000) -> float:
-    correct = sum(int(np.sum(net(x[i:i + batch]).argmax(axis=1) == y[i:i + batch])) for i in range(0, len(x), batch))
-    return 100.0 * correct / len(x)
 
 
 def gradient_gap(base, x, y) -> float:
@@ -87,6 +83,7 @@ def gradient_gap(base, x, y) -> float:
 
 def main(argv=None):
     args = parse_args(argv)
+    kernels.use(args.kernels)
     out = Path(args.out) / "butd_counter_hebb"
     out.mkdir(parents=True, exist_ok=True)
     names = [r.strip() for r in args.runs.split(",") if r.strip()]
@@ -141,7 +138,7 @@ def main(argv=None):
             h["seconds"].append(time.perf_counter() - t0)
             h["loss"].append(loss_sum / len(x_train))
             h["train"].append(100.0 * correct / len(x_train))
-            h["test"].append(evaluate(net, x_test, y_test))
+            h["test"].append(metrics.evaluate(net, x_test, y_test, batch_size=1000).percent)
         rows.append({"epoch": epoch + 1, **{f"{n} test %": history[n]["test"][-1] for n in names}})
         print(" | ".join([f"epoch {epoch + 1:2d}"] + [f"{n}: test {history[n]['test'][-1]:.2f} % "
                                                       f"({history[n]['seconds'][-1]:.1f} s)" for n in names]),

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from nnlocal import kernels
 from nnlocal.methods import deep
 from nnlocal.report import new_figure, print_table, save_figure, write_index
 
@@ -60,6 +61,7 @@ def parse_args(argv=None):
     p.add_argument("--no-sparse", action="store_true", help="skip the L1 + sparsification run")
     p.add_argument("--grid", type=int, default=51, help="decision-map resolution per axis (the notebooks used 101)")
     p.add_argument("--out", default="nnlocal-out/", help="output folder (figures go to OUT/deep_logic/)")
+    kernels.add_argument(p)
     return p.parse_args(argv)
 
 
@@ -122,6 +124,7 @@ def draw_graph(ax, net, title):
 
 def main(argv=None):
     args = parse_args(argv)
+    kernels.use(args.kernels)
     out = Path(args.out) / "deep_logic"
     out.mkdir(parents=True, exist_ok=True)
     gates = [g.strip().upper() for g in args.gates.split(",") if g.strip()]

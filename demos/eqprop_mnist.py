@@ -30,6 +30,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from nnlocal import kernels
 from nnlocal.methods.eqprop import SCELLIER_NET1, EPNet
 from nnlocal.report import new_figure, print_table, save_figure, write_index
 
@@ -56,6 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--eval-steps", type=int, default=100, help="free steps from zero when testing")
     p.add_argument("--max-train", type=int, default=None, help="use only the first N training examples")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads")
+    kernels.add_argument(p)
     return p.parse_args(argv)
 
 
@@ -72,6 +74,7 @@ def load(name: str):
 
 def main(argv=None):
     args = parse_args(argv)
+    kernels.use(args.kernels)
     threadpool_limits(limits=args.threads)
     out = Path(args.out) / "eqprop_mnist"
     out.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ synaptic scaling. The original reports about 97.3 % (kWTA) vs 98.0 % (softmax) t
 MNIST after about 20 epochs.
 
     python demos/kwta_sdr.py --dataset fashion-mnist --epochs 20
-    NNLOCAL_DATA=../shared/data python demos/kwta_sdr.py --dataset mnist   # MNIST-test-set fallback split
+    NNLOCAL_DATA=/path/to/data python demos/kwta_sdr.py --dataset mnist   # MNIST-test-set fallback split
     python demos/kwta_sdr.py --dataset digits --epochs 1                   # seconds, no download
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from nnlocal import metrics, nn, optim
+from nnlocal import kernels, metrics, nn, optim
 from nnlocal.data import DataLoader, load_train_test, normalize
 from nnlocal.methods.kwta.reference import kwta_k
 from nnlocal.methods import kwta
@@ -54,6 +54,7 @@ def parse_args(argv=None):
                    help="BLAS threads (the matrices are small: one thread is fastest, and 8x faster on a busy machine)")
     p.add_argument("--mi-samples", type=int, default=1000,
                    help="test samples used for the information plane (plug-in estimates saturate at log2 N)")
+    kernels.add_argument(p)
     return p.parse_args(argv)
 
 
@@ -69,6 +70,7 @@ def embed(model, x, batch: int = 4096):
 
 def main(argv=None):
     args = parse_args(argv)
+    kernels.use(args.kernels)
     threadpool_limits(limits=args.threads)
     out = Path(args.out) / "kwta_sdr"
     out.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,8 @@ weight per mini-batch; no ReLU between the two PAN layers). The notebook's recip
   gives the README's biases of ones).
 
 The original's MNIST notebook reports 88.08 % (Tron) vs 20.73 % (LeNet-5) test accuracy after
-epoch 1. ``--ablations`` adds the controls that explain the gap (see ``shared/spec/methods.md``
-§1.5): LeNet-5 whose fc1/fc2 get the same N(0, 1) initialisation, Tron with every gate open (a
+epoch 1. ``--ablations`` adds the controls that explain the gap (see ``docs/pan.md``):
+LeNet-5 whose fc1/fc2 get the same N(0, 1) initialisation, Tron with every gate open (a
 purely linear head), and the batch dependence of the faithful evaluation (test accuracy of the
 trained Tron with evaluation batches of 1, 16, 64 and 1000, and with a shuffled test order).
 
@@ -22,7 +22,7 @@ Every model is built from the same seed, so all of them start from identical con
 
     python demos/pan_lenet5.py --dataset fashion-mnist --epochs 5
     python demos/pan_lenet5.py --dataset fashion-mnist --epochs 1 --ablations
-    NNLOCAL_DATA=../shared/data python demos/pan_lenet5.py --dataset mnist   # MNIST-test-set fallback split
+    NNLOCAL_DATA=/path/to/data python demos/pan_lenet5.py --dataset mnist   # MNIST-test-set fallback split
     python demos/pan_lenet5.py --dataset digits --epochs 1                   # seconds, no download
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from nnlocal import nn, optim
+from nnlocal import kernels, metrics, nn, optim
 from nnlocal.data import DataLoader, load_train_test, normalize
 from nnlocal.methods import pan
 from nnlocal.report import new_figure, print_table, save_figure, write_index
@@ -63,22 +63,13 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--threads", type=int, default=1,
                    help="BLAS threads (these small GEMMs run fastest on one; 0 keeps the library default)")
+    kernels.add_argument(p)
     return p.parse_args(argv)
 
 
 def learning_rate(base_lr: float, epoch: int) -> float:
     """The notebook's StepLR(step_size=10, gamma=0.5), epochs counted from 0."""
     return base_lr * 0.5 ** (epoch // 10)
-
-
-def evaluate(model, x, y, batch_size: int) -> float:
-    """Test accuracy (%) in batches of ``batch_size``, in order. With the faithful batch gate the
-    result depends on the batch size and on which samples share a batch."""
-    model.eval()
-    correct = 0
-    for i in range(0, len(x), batch_size):
-        correct += int(np.sum(model(x[i:i + batch_size]).argmax(axis=1) == y[i:i + batch_size]))
-    return 100.0 * correct / len(x)
 
 
 def train_epoch(model, opt, loader, loss_fn, desc: str):
@@ -98,6 +89,7 @@ def train_epoch(model, opt, loader, loss_fn, desc: str):
 
 def main(argv=None):
     args = parse_args(argv)
+    kernels.use(args.kernels)
     if args.threads:
         threadpool_limits(limits=args.threads)
     out = Path(args.out) / "pan_lenet5"
@@ -141,7 +133,9 @@ def main(argv=None):
             h["train"].append(train_acc)
             h["loss"].append(loss_sum)
             h["seconds"].append(seconds)
-            h["test"].append(evaluate(model, x_test, y_test, args.batch_size))
+            # in batches of the training batch, in order: with the faithful batch gate the result
+            # depends on the batch size and on which samples share a batch
+            h["test"].append(metrics.evaluate(model, x_test, y_test, args.batch_size).percent)
             stats = model.gate_stats() if isinstance(model, pan.ConvNet) and pan.pan_layers(model) else {}
             h["open_gates"].append({k: v["open_fraction"] for k, v in stats.items()})
         row = {"epoch": epoch + 1, "lr": lr}
@@ -164,13 +158,13 @@ def main(argv=None):
             if b == 1:
                 # a batch gate with B = 1 is a per-sample gate: compute it 500 samples at a time
                 with pan.using_gate(model, "sample"):
-                    acc = evaluate(model, x_test, y_test, 500)
+                    acc = metrics.evaluate(model, x_test, y_test, 500).percent
             else:
-                acc = evaluate(model, x_test, y_test, b)
+                acc = metrics.evaluate(model, x_test, y_test, b).percent
             batch_rows.append({"eval batch": b, "order": "as given", "Tron test %": acc})
         perm = np.random.default_rng(args.seed).permutation(len(x_test))
         batch_rows.append({"eval batch": args.batch_size, "order": "shuffled",
-                           "Tron test %": evaluate(model, x_test[perm], y_test[perm], args.batch_size)})
+                           "Tron test %": metrics.evaluate(model, x_test[perm], y_test[perm], args.batch_size).percent})
         tables["Batch dependence of Tron's evaluation"] = print_table(
             batch_rows, title="Batch dependence of the trained Tron's test accuracy (faithful batch gate)")
 

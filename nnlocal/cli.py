@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import kernels
 from .sweep.cli import add_sweep_parser
 
 
@@ -11,7 +12,7 @@ def _cmd_tour(args) -> int:
     from .report import format_table
     from .tour.runner import COLUMNS, run_tour
 
-    rows, ok = run_tour(quick=args.quick, out_dir=args.out, seed=args.seed, only=args.only)
+    rows, ok = run_tour(quick=args.quick, out_dir=args.out, seed=args.seed, only=args.only, kernels=args.kernels)
     print(format_table(rows, COLUMNS))
     print(f"\nfigures and index: {args.out}/index.md")
     if not ok:
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     tour.add_argument("--out", default="nnlocal-out/tour", help="output folder for figures, results.md, index.md")
     tour.add_argument("--seed", type=int, default=0)
     tour.add_argument("--only", nargs="*", help="run only these parts (e.g. pan deep)")
+    kernels.add_argument(tour)
     tour.set_defaults(func=_cmd_tour)
 
     bench = sub.add_parser("bench", help="nnlocal vs PyTorch timings (one thread each; needs torch)")

@@ -53,3 +53,66 @@ def test_environment_variable_with_a_bad_value_is_a_clear_error():
     out = _run("fast")
     assert out.returncode != 0
     assert "NNLOCAL_KERNELS" in out.stderr and "'numpy' or 'numba'" in out.stderr and "'fast'" in out.stderr
+
+
+# ------------------------------------------------------------------ --kernels on the demos and the tour
+DEMOS = sorted(p for p in (REPO / "demos").glob("*.py") if p.stem != "butd_multitask")   # that one: repro17
+
+
+def _load_demo(path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_demo_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Applied(Exception):
+    pass
+
+
+@pytest.mark.parametrize("demo", DEMOS, ids=[d.stem for d in DEMOS])
+def test_every_demo_takes_kernels_and_applies_it_first(demo, monkeypatch):
+    module = _load_demo(demo)
+    assert module.parse_args([]).kernels == kernels.current()            # default: the current setting
+    assert module.parse_args(["--kernels", "numpy"]).kernels == "numpy"
+    with pytest.raises(SystemExit) as exc:
+        module.parse_args(["--kernels", "torch"])
+    assert exc.value.code == 2
+    applied = []
+
+    def fake_use(name):
+        applied.append(name)
+        raise _Applied                      # stop before any data is loaded or anything trained
+
+    monkeypatch.setattr(kernels, "use", fake_use)
+    with pytest.raises(_Applied):
+        module.main(["--kernels", "numpy"])
+    assert applied == ["numpy"]
+
+
+def test_tour_runs_its_parts_under_the_chosen_kernels_and_restores_the_switch(tmp_path, monkeypatch):
+    import types
+
+    from nnlocal import cli
+    from nnlocal.tour import Row, runner
+
+    seen = []
+
+    def run(quick, out_dir, seed=0):
+        seen.append(kernels.current())
+        return [Row("FAKE", "probe", "kernels", kernels.current())], []
+
+    monkeypatch.setitem(sys.modules, "nnlocal.tour._probe", types.SimpleNamespace(run=run))
+    monkeypatch.setattr(runner, "PARTS", [("FAKE", "_probe")])
+    before = kernels.current()
+    for choice in ("numpy", "numba"):
+        assert cli.main(["tour", "--quick", "--kernels", choice, "--out", str(tmp_path / choice)]) == 0
+        assert seen[-1] == choice and kernels.current() == before
+        assert f"{choice} kernels" in (tmp_path / choice / "index.md").read_text()
+    assert cli.main(["tour", "--quick", "--out", str(tmp_path / "default")]) == 0
+    assert seen[-1] == before
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["tour", "--kernels", "fast"])
+    assert exc.value.code == 2

@@ -37,7 +37,8 @@ import functools
 import importlib
 import os
 
-__all__ = ["IMPLEMENTATIONS", "DEVICES", "use", "current", "implementation", "check_device", "cuda_available"]
+__all__ = ["IMPLEMENTATIONS", "DEVICES", "use", "current", "implementation", "check_device", "cuda_available",
+           "add_argument"]
 
 #: the accepted implementation names of :func:`use` and ``NNLOCAL_KERNELS``
 IMPLEMENTATIONS = ("numpy", "numba")
@@ -87,6 +88,19 @@ class use:
 
     def __repr__(self) -> str:
         return f"nnlocal.kernels.use({self.name!r})"
+
+
+def add_argument(parser) -> None:
+    """Add ``--kernels {numpy,numba}`` to an :mod:`argparse` parser (every demo, ``nnlocal tour``).
+
+    The default is the implementation in force when the parser is built (``NNLOCAL_KERNELS``, else
+    ``numba``); the caller applies the choice with ``use(args.kernels)``.
+    """
+    parser.add_argument("--kernels", choices=IMPLEMENTATIONS, default=current(),
+                        help="implementation of every method's equations: 'numba' runs the Numba kernels that "
+                             "pay on this machine, 'numpy' only the plain-NumPy reference functions (nothing is "
+                             "compiled; slower, same results within float rounding). Default: the "
+                             "NNLOCAL_KERNELS environment variable, else numba (here: %(default)s)")
 
 
 def implementation(package: str, device: str = "cpu"):

@@ -8,19 +8,26 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .. import kernels as _kernels
 from ..report import format_table, write_index
 from . import PARTS, Row
 
 COLUMNS = ["method", "task", "metric", "nnlocal", "baseline", "baseline_name", "original", "seconds"]
 
 
-def run_tour(quick: bool = False, out_dir="nnlocal-out/tour", seed: int = 0, only=None) -> tuple[list[dict], bool]:
+def run_tour(quick: bool = False, out_dir="nnlocal-out/tour", seed: int = 0, only=None,
+             kernels: str | None = None) -> tuple[list[dict], bool]:
     """Run every tour part; returns (table rows, all parts succeeded).
 
-    A part that raises is reported in the table (and makes the tour fail) instead of hiding the
-    other parts' results.
+    ``kernels`` (``"numpy"`` or ``"numba"``) runs the tour under ``nnlocal.kernels.use(kernels)`` and
+    restores the previous choice afterwards; ``None`` keeps the current one. A part that raises is
+    reported in the table (and makes the tour fail) instead of hiding the other parts' results.
     """
-    out_dir = Path(out_dir)
+    with _kernels.use(kernels or _kernels.current()):
+        return _run_parts(quick, Path(out_dir), seed, only)
+
+
+def _run_parts(quick: bool, out_dir: Path, seed: int, only) -> tuple[list[dict], bool]:
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = [(label, mod) for label, mod in PARTS if not only or mod in only or label in only]
     rows, figures, ok = [], [], True
@@ -45,5 +52,6 @@ def run_tour(quick: bool = False, out_dir="nnlocal-out/tour", seed: int = 0, onl
         figures.extend(part_figs)
     table = format_table(rows, COLUMNS)
     (out_dir / "results.md").write_text(table + "\n")
-    write_index(out_dir, figures, {"Results": table}, title="nnlocal tour" + (" (quick)" if quick else ""))
+    title = f"nnlocal tour ({'quick, ' if quick else ''}{_kernels.current()} kernels)"
+    write_index(out_dir, figures, {"Results": table}, title=title)
     return rows, ok
