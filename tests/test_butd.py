@@ -11,7 +11,7 @@ from nnlocal import optim
 from nnlocal.methods.butd.cpu import galu
 from nnlocal.methods.butd.reference import galu as galu_reference
 from nnlocal.methods import butd
-from tests.torch_twin import assert_close
+from tests.torch_twin import assert_close, compare_fn_with_torch
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -134,23 +134,36 @@ def torch_net_loss(net, x, y, P):
 
 
 def ch_vs_autograd(net, x, y):
-    """Forward, CH and BP in nnlocal vs forward + autograd in torch: every parameter gradient."""
+    """Forward and loss, then Counter-Hebb and then backprop (the hand-written backward of the same BU
+    network) in nnlocal vs forward + autograd in torch (:func:`torch_bu`): logits, loss and every
+    parameter gradient."""
     net.to(np.float64)
-    P = torch_params(net)
-    logits_t, loss_t = torch_net_loss(net, x, y, P)
-    loss_t.backward()
-    logits = net(x)
-    assert_close("logits", logits, logits_t.detach().numpy(), RTOL)
-    loss, g = butd.loss_and_grad("cross_entropy", logits, y)
-    assert loss == pytest.approx(loss_t.item(), rel=1e-12)
-    net.zero_grad()
-    butd.counter_hebb_(net, g)
-    check_grads(net, P)
-    # the BP baseline: the hand-written backward of the same BU network
-    net.zero_grad()
-    net(x)
-    net.backward(g)
-    check_grads(net, P)
+    params = dict(net.named_parameters())
+
+    def theirs(**P):
+        return torch_net_loss(net, x, y, P)
+
+    def ours(learning):
+        def run(**P):                      # P holds the net's own parameter values
+            logits = net(x)
+            loss, g = butd.loss_and_grad("cross_entropy", logits, y)
+
+            def backward(g_logits, g_loss):    # the loss is the only output read: g_logits is None
+                net.zero_grad()
+                if learning == "Counter-Hebb":
+                    butd.counter_hebb_(net, g * g_loss)
+                else:
+                    net(x)
+                    net.backward(g * g_loss)
+                return {name: p.grad for name, p in params.items()}
+
+            return (logits, loss), backward
+        return run
+
+    for learning in ("Counter-Hebb", "backprop"):
+        compare_fn_with_torch({name: p.data for name, p in params.items()}, theirs, ours(learning),
+                              grad_outputs=[None, 1.0], rtol=RTOL, tolerances={"loss": (1e-12, 0.0)},
+                              output_names=["logits", "loss"], label=learning)
 
 
 def _data(rng, shape, batch=5, classes=4):

@@ -16,7 +16,7 @@ from nnlocal.kernels.conv import cpu as K
 from nnlocal.kernels.conv import reference as R
 from nnlocal.nn import functional as F
 
-from .torch_twin import assert_close, compare_with_torch
+from .torch_twin import assert_close, compare_fn_with_torch, compare_with_torch
 
 torch = pytest.importorskip("torch")
 
@@ -190,15 +190,15 @@ def test_functional_conv_and_its_gradients(n):
         w = r.standard_normal((cfg["out_channels"], cfg["in_channels"] // cfg["groups"]) + cfg["kernel_size"])
         b = r.standard_normal(cfg["out_channels"])
         args = dict(stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"], groups=cfg["groups"])
-        x_t, w_t = _t(x, True), _t(w, True)
-        y_t = conv_t(x_t, w_t, _t(b), **args)
-        y = F.conv(x, w, b, **args)
-        assert_close("conv", y, y_t.detach().numpy())
-        gy = r.standard_normal(y.shape)
-        y_t.backward(_t(gy))
-        assert_close("conv_backward_input", F.conv_backward_input(x.shape, w, gy, **args), x_t.grad.numpy())
-        assert_close("conv_backward_weight", F.conv_backward_weight(x, w.shape, gy, **args), w_t.grad.numpy())
+
+        def ours(x, w):
+            return F.conv(x, w, b, **args), lambda gy: {"x": F.conv_backward_input(x.shape, w, gy, **args),
+                                                         "w": F.conv_backward_weight(x, w.shape, gy, **args)}
+
+        out = compare_fn_with_torch({"x": x, "w": w}, lambda x, w: conv_t(x, w, _t(b), **args), ours,
+                                    output_names=["conv"], label=f"config {idx}")
         if n == 2 and not isinstance(cfg["padding"], str):  # torch.nn.grad helpers, same argument order
+            gy = out["grad_outputs"][0]
             assert_close("vs torch.nn.grad", F.conv_backward_input(x.shape, w, gy, **args),
                          torch.nn.grad.conv2d_input(x.shape, _t(w), _t(gy), **args).numpy())
             assert_close("vs torch.nn.grad", F.conv_backward_weight(x, w.shape, gy, **args),
@@ -216,16 +216,15 @@ def test_functional_conv_transpose_and_its_gradients(n):
         w = r.standard_normal((cfg["in_channels"], cfg["out_channels"] // cfg["groups"]) + cfg["kernel_size"])
         b = r.standard_normal(cfg["out_channels"])
         common = dict(stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"], groups=cfg["groups"])
-        x_t, w_t = _t(x, True), _t(w, True)
-        y_t = convt_t(x_t, w_t, _t(b), output_padding=cfg["output_padding"], **common)
-        y = F.conv_transpose(x, w, b, output_padding=cfg["output_padding"], **common)
-        assert_close("conv_transpose", y, y_t.detach().numpy())
-        gy = r.standard_normal(y.shape)
-        y_t.backward(_t(gy))
-        assert_close("conv_transpose_backward_input", F.conv_transpose_backward_input(x.shape, w, gy, **common),
-                     x_t.grad.numpy())
-        assert_close("conv_transpose_backward_weight", F.conv_transpose_backward_weight(x, w.shape, gy, **common),
-                     w_t.grad.numpy())
+
+        def ours(x, w):
+            y = F.conv_transpose(x, w, b, output_padding=cfg["output_padding"], **common)
+            return y, lambda gy: {"x": F.conv_transpose_backward_input(x.shape, w, gy, **common),
+                                  "w": F.conv_transpose_backward_weight(x, w.shape, gy, **common)}
+
+        compare_fn_with_torch({"x": x, "w": w},
+                              lambda x, w: convt_t(x, w, _t(b), output_padding=cfg["output_padding"], **common), ours,
+                              output_names=["conv_transpose"], label=f"config {idx}")
 
 
 def test_conv_transpose_is_the_adjoint_of_conv(rng):

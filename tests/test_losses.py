@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from nnlocal import nn
+from tests.torch_twin import compare_fn_with_torch
 
 torch = pytest.importorskip("torch")
 
@@ -12,19 +13,23 @@ N_CASES = 10
 
 
 def _compare(ours, theirs, pred, target, target_t=None, rtol=1e-10):
-    value = ours(pred, target)
-    assert isinstance(value, float)
-    pred_t = torch.tensor(pred, dtype=torch.float64, requires_grad=True)
-    if target_t is None:
-        target_t = torch.from_numpy(np.asarray(target))
-    loss_t = theirs(pred_t, target_t)
-    loss_t.backward()
-    np.testing.assert_allclose(value, loss_t.item(), rtol=rtol, atol=1e-300, err_msg="loss value")
-    grad = ours.backward()
-    assert grad.shape == pred.shape and grad.dtype == pred.dtype
-    scale = np.abs(pred_t.grad.numpy()).max()
-    np.testing.assert_allclose(grad, pred_t.grad.numpy(), rtol=rtol, atol=rtol * scale, err_msg="dL/dpred")
-    return value, grad
+    """The loss value and dL/dpred of ``ours`` against ``theirs`` (torch) on the same float64 input."""
+    target_t = torch.from_numpy(np.asarray(target)) if target_t is None else target_t
+
+    def our_fn(pred):
+        value = ours(pred, target)
+        assert isinstance(value, float)
+
+        def backward(g):
+            grad = ours.backward()
+            assert grad.shape == pred.shape and grad.dtype == pred.dtype
+            return {"pred": grad * g}      # g = 1: dL/dpred itself
+
+        return value, backward
+
+    out = compare_fn_with_torch({"pred": pred}, lambda pred: theirs(pred, target_t), our_fn, grad_outputs=[1.0],
+                                rtol=rtol, tolerances={"loss value": (rtol, 1e-300)}, output_names=["loss value"])
+    return out["outputs"][0], out["grads"]["pred"]
 
 
 def _rng(i, salt):
@@ -113,21 +118,29 @@ def test_backward_before_forward_and_fresh_gradients():
 
 
 def test_loss_chained_with_layers_matches_torch():
-    """LogSoftmax + NLLLoss behind a Linear equals CrossEntropyLoss behind a Linear, and torch."""
+    """LogSoftmax + NLLLoss behind a Linear equals CrossEntropyLoss behind a Linear, and torch: the
+    loss and the gradients of the input, the weight and the bias (rtol 1e-12)."""
     rng = np.random.default_rng(7)
     x, y = rng.standard_normal((8, 5)), rng.integers(0, 4, size=8)
     net = nn.Sequential(nn.Linear(5, 4, rng=0), nn.LogSoftmax(1)).to(np.float64)
     loss = nn.NLLLoss()
-    value = loss(net(x), y)
-    net.backward(loss.backward())
-    t_lin = torch.nn.Linear(5, 4).double()
-    with torch.no_grad():
-        t_lin.weight.copy_(torch.from_numpy(net[0].weight.data))
-        t_lin.bias.copy_(torch.from_numpy(net[0].bias.data))
-    t_loss = torch.nn.functional.cross_entropy(t_lin(torch.from_numpy(x)), torch.from_numpy(y))
-    t_loss.backward()
-    assert value == pytest.approx(t_loss.item(), rel=1e-12)
-    np.testing.assert_allclose(net[0].weight.grad, t_lin.weight.grad.numpy(), rtol=1e-10)
+
+    def ours(x, weight, bias):          # the same values as net[0]'s parameters
+        value = loss(net(x), y)
+
+        def backward(g):
+            net.zero_grad()
+            gx = net.backward(loss.backward() * g)
+            return {"x": gx, "weight": net[0].weight.grad, "bias": net[0].bias.grad}
+
+        return value, backward
+
+    def theirs(x, weight, bias):
+        return torch.nn.functional.cross_entropy(torch.nn.functional.linear(x, weight, bias), torch.from_numpy(y))
+
+    compare_fn_with_torch({"x": x, "weight": net[0].weight.data, "bias": net[0].bias.data}, theirs, ours,
+                          grad_outputs=[1.0], rtol=1e-12, tolerances={"loss": (1e-12, 0.0), "dL/dweight": (1e-12, 0.0)},
+                          output_names=["loss"])
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nnlocal import nn, optim
+from tests.torch_twin import assert_close
 
 torch = pytest.importorskip("torch")
 
@@ -41,8 +42,7 @@ def _run(ours_cls, theirs_cls, kwargs, split=False, group_opts=({}, {}), seed=0,
         opt.step()
         t_opt.step()
         for k, (p, t) in enumerate(zip(ours, theirs)):
-            np.testing.assert_allclose(p.data, t.detach().numpy(), rtol=1e-10, atol=1e-12,
-                                       err_msg=f"parameter {k} after step {step + 1}")
+            assert_close(f"parameter {k} after step {step + 1}", p.data, t.detach().numpy(), rtol=1e-10, atol=1e-12)
     return opt, t_opt, ours, theirs
 
 
@@ -117,7 +117,8 @@ def test_adam_state_matches_torch():
     for i, t_state in t_sd["state"].items():
         assert sd["state"][i]["step"] == int(t_state["step"])
         for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
-            np.testing.assert_allclose(sd["state"][i][key], t_state[key].numpy(), rtol=1e-10, atol=1e-14)
+            assert_close(f"Adam state {key} of parameter {i}", sd["state"][i][key], t_state[key].numpy(), rtol=1e-10,
+                         atol=1e-14)
 
 
 def test_zero_grad():
@@ -216,7 +217,7 @@ def test_scheduler_lr_sequence_matches_torch(name, make):
     t_opt = torch.optim.SGD([{"params": t_p[:1]}, {"params": t_p[1:], "lr": 0.3}], lr=0.1, momentum=0.9)
     ours = _lrs(opt, make(optim, opt), 15, False)
     theirs = _lrs(t_opt, make(torch.optim.lr_scheduler, t_opt), 15, True)
-    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+    assert_close(f"{name} learning rates", ours, theirs, rtol=1e-12, atol=0.0)
 
 
 def test_scheduler_state_dict_round_trip():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nnlocal import nn
-from tests.torch_twin import assert_close
+from tests.torch_twin import compare_fn_with_torch
 
 torch = pytest.importorskip("torch")
 
@@ -13,16 +13,12 @@ KINDS = {"RNN": (nn.RNN, "RNN"), "LSTM": (nn.LSTM, "LSTM"), "GRU": (nn.GRU, "GRU
 
 def _torch_twin(layer):
     cls = getattr(torch.nn, type(layer).__name__)
-    twin = cls(layer.input_size, layer.hidden_size, bias=layer.use_bias, batch_first=True).double()
-    with torch.no_grad():
-        for name, p in twin.named_parameters():
-            p.copy_(torch.from_numpy(dict(layer.named_parameters())[name].data.astype(np.float64)))
-    return twin
+    return cls(layer.input_size, layer.hidden_size, bias=layer.use_bias, batch_first=True).double()
 
 
 def run_both(layer, x, with_state: bool, grad_final: bool, grad_out: bool = True, seed: int = 0):
-    """Run ``layer`` (float64) and its torch twin on the same input/state/upstream gradients and
-    compare everything. Returns nothing; raises on the first mismatch."""
+    """Run ``layer`` (float64) and its torch twin on the same input/state/parameters/upstream gradients
+    and compare every output (y, h_n, c_n) and every gradient (x, h0, c0, each parameter)."""
     layer.to(np.float64)
     lstm = isinstance(layer, nn.LSTM)
     B, H = x.shape[0], layer.hidden_size
@@ -33,47 +29,33 @@ def run_both(layer, x, with_state: bool, grad_final: bool, grad_out: bool = True
     gh = r.standard_normal((1, B, H)) if grad_final else None
     gc = r.standard_normal((1, B, H)) if (grad_final and lstm) else None
 
+    params = dict(layer.named_parameters())
+    inputs = {"x": x, **({"h0": h0} if with_state else {}), **({"c0": c0} if c0 is not None else {}),
+              **{name: p.data for name, p in params.items()}}
     twin = _torch_twin(layer)
-    x_t = torch.tensor(x, requires_grad=True)
-    state_t = None
-    if with_state:
-        h0_t = torch.tensor(h0, requires_grad=True)
-        c0_t = torch.tensor(c0, requires_grad=True) if lstm else None
-        state_t = (h0_t, c0_t) if lstm else h0_t
-    y_t, s_t = twin(x_t, state_t) if state_t is not None else twin(x_t)
-    hn_t, cn_t = s_t if lstm else (s_t, None)
-    loss = 0 * y_t.sum()
-    if gy is not None:
-        loss = loss + (y_t * torch.from_numpy(gy)).sum()
-    if gh is not None:
-        loss = loss + (hn_t * torch.from_numpy(gh)).sum()
-    if gc is not None:
-        loss = loss + (cn_t * torch.from_numpy(gc)).sum()
-    loss.backward()
 
-    layer.zero_grad()
-    if lstm:
-        y, (hn, cn) = layer(x, (h0, c0)) if with_state else layer(x)
-    else:
-        y, hn = layer(x, h0) if with_state else layer(x)
-    assert_close("output", y, y_t.detach().numpy())
-    assert_close("h_n", hn, hn_t.detach().numpy())
-    if lstm:
-        assert_close("c_n", cn, cn_t.detach().numpy())
-    res = layer.backward(gy, gh, gc) if lstm else layer.backward(gy, gh)
-    if with_state:
-        gx, gstate = res
-        if lstm:
-            assert_close("dL/dh0", gstate[0], h0_t.grad.numpy())
-            assert_close("dL/dc0", gstate[1], c0_t.grad.numpy())
-        else:
-            assert_close("dL/dh0", gstate, h0_t.grad.numpy())
-    else:
-        gx = res
-    assert_close("dL/dx", gx, x_t.grad.numpy())
-    tw = dict(twin.named_parameters())
-    for name, p in layer.named_parameters():
-        assert_close(f"dL/d{name}", p.grad, tw[name].grad.numpy())
+    def theirs(x, h0=None, c0=None, **weights):
+        state = None if h0 is None else ((h0, c0) if lstm else h0)
+        y, s = torch.func.functional_call(twin, weights, (x,) if state is None else (x, state))
+        return (y, *s) if lstm else (y, s)
+
+    def ours(x, h0=None, c0=None, **weights):       # the weights are the layer's own values
+        layer.zero_grad()
+        state = None if h0 is None else ((h0, c0) if lstm else h0)
+        y, s = layer(x) if state is None else layer(x, state)
+
+        def backward(gy, gh, gc=None):
+            res = layer.backward(gy, gh, gc) if lstm else layer.backward(gy, gh)
+            gx, gstate = res if with_state else (res, None)
+            grads = {"x": gx, **{name: p.grad for name, p in params.items()}}
+            if with_state:
+                grads.update({"h0": gstate[0], "c0": gstate[1]} if lstm else {"h0": gstate})
+            return grads
+
+        return ((y, *s) if lstm else (y, s)), backward
+
+    compare_fn_with_torch(inputs, theirs, ours, grad_outputs=[gy, gh] + ([gc] if lstm else []),
+                          output_names=["output", "h_n"] + (["c_n"] if lstm else []))
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nnlocal import nn
-from tests.torch_twin import assert_close, compare_with_torch
+from tests.torch_twin import assert_close, compare_fn_with_torch, compare_with_torch
 
 torch = pytest.importorskip("torch")
 
@@ -163,3 +163,77 @@ def test_layout_conversion_maps_gradients_back():
             return x @ self.w.T
 
     compare_with_torch(TransposedLinear(), Twin(), _x(), to_torch={"w": lambda a: a.T})
+
+
+# ---------------------------------------------------------------------- the function-level twin
+def _matmul_tanh(defect=None):
+    """ours(a, b) for y = tanh(a @ b) and (for a two-output check) s = sum(a); ``defect`` plants one slip."""
+    def ours(a, b):
+        z = a @ b
+        y = np.tanh(z)
+        if defect == "output":
+            y = y + 1e-6
+        if defect == "float32":
+            y = y.astype(np.float32)
+        if defect == "mutate input":
+            a[0, 0] += 1.0
+        outputs = (y, float(a.sum()))
+
+        def backward(gy, gs):
+            gz = np.zeros_like(y) if gy is None else gy * (1 - y ** 2)
+            if defect == "mutate grad":
+                gy *= 2
+            grads = {"a": gz @ b.T + gs, "b": a.T @ gz}
+            if defect == "grad b":
+                grads["b"] = grads["b"] * (1 + 1e-5)
+            if defect == "missing b":
+                del grads["b"]
+            return grads
+
+        return outputs, backward
+
+    return ours
+
+
+def _twin(a, b):
+    return torch.tanh(a @ b), a.sum()
+
+
+def _ab():
+    r = np.random.default_rng(5)
+    return {"a": r.standard_normal((3, 4)), "b": r.standard_normal((4, 2))}
+
+
+def test_function_twin_passes_a_correct_function_and_reports_what_it_compared():
+    out = compare_fn_with_torch(_ab(), _twin, _matmul_tanh(), output_names=["y", "sum"])
+    assert set(out["grads"]) == {"a", "b"} and len(out["outputs"]) == 2
+    assert out["grad_outputs"][0].shape == (3, 2) and out["grad_outputs"][1].shape == ()
+    # an output the loss does not read: no gradient flows from it, on either side
+    out = compare_fn_with_torch(_ab(), _twin, _matmul_tanh(), grad_outputs=[None, 1.0])
+    np.testing.assert_array_equal(out["grads"]["b"], np.zeros((4, 2)))
+
+
+@pytest.mark.parametrize("defect,what", [("output", "y differs"), ("float32", "y: dtype float32"),
+                                         ("grad b", "dL/db differs"), ("missing b", r"no gradient for \['b'\]"),
+                                         ("mutate input", "modified its input 'a'"),
+                                         ("mutate grad", "modified the upstream gradient of y")])
+def test_function_twin_catches_each_planted_defect(defect, what):
+    with pytest.raises(AssertionError, match=what):
+        compare_fn_with_torch(_ab(), _twin, _matmul_tanh(defect), output_names=["y", "sum"])
+
+
+def test_function_twin_tolerances_and_labels():
+    ab = _ab()
+    ours = _matmul_tanh()
+
+    def off_by_1e9(a, b):                  # every output off by a relative 1e-9
+        (y, s), backward = ours(a, b)
+        return (y * (1 + 1e-9), s), backward
+
+    compare_fn_with_torch(ab, _twin, off_by_1e9)                       # passes at rtol 1e-7
+    with pytest.raises(AssertionError, match="tight: output differs"):
+        compare_fn_with_torch(ab, _twin, off_by_1e9, tolerances={"output": (1e-12, 0.0)}, label="tight")
+    with pytest.raises(ValueError, match="unknown quantities"):
+        compare_fn_with_torch(ab, _twin, ours, tolerances={"dL/dc": (1e-12, 0.0)})
+    with pytest.raises(ValueError, match="1 upstream gradient"):
+        compare_fn_with_torch(ab, _twin, ours, grad_outputs=[None])

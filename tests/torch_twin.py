@@ -16,6 +16,16 @@ Usage::
 The weights of ``module`` are copied into the twin (by name, or through ``to_torch``), a random
 upstream gradient is drawn from a fixed seed, and ``module.backward`` must return dL/dx and add
 dL/dW into ``.grad`` exactly like autograd (rtol 1e-7 by default).
+
+For what is not one module with one output - a function, a loss, a recurrent layer with its states, a
+whole net trained by a local rule - :func:`compare_fn_with_torch` is the function-level twin, in the
+style of tinygrad's ``helper_test_op(shapes, torch_fn, our_fn)``::
+
+    def ours(x, w):
+        y = F.conv(x, w)
+        return y, lambda gy: {"x": F.conv_backward_input(x.shape, w, gy), "w": F.conv_backward_weight(x, w.shape, gy)}
+
+    compare_fn_with_torch({"x": x, "w": w}, lambda x, w: torch.nn.functional.conv2d(x, w), ours)
 """
 from __future__ import annotations
 
@@ -153,3 +163,91 @@ def _invert_layout(fn, example, grad_theirs):
         out[i] = np.dot(np.asarray(fn(flat.reshape(example.shape)), dtype=np.float64).reshape(-1), g)
         flat[i] = 0.0
     return out.reshape(example.shape)
+
+
+def compare_fn_with_torch(inputs: dict, torch_fn, our_fn, grad_outputs=None, rtol: float = 1e-7, atol=None,
+                          tolerances=None, seed: int = 0, output_names=None, check_dtype: bool = True,
+                          label: str = "") -> dict:
+    """Compare a hand-written forward and backward with torch autograd: every output, then the
+    gradient of every input, in float64 (the function-level twin of :func:`compare_with_torch`).
+
+    Parameters
+    ----------
+    inputs : ``{name: array}``, everything whose gradient is compared (data, states, parameters).
+        torch gets each as a float64 leaf that requires a gradient; ``our_fn`` gets float64 copies.
+        Whatever needs no gradient (labels, hyper-parameters) goes into the closures instead.
+    torch_fn : ``torch_fn(**tensors)`` -> a tensor or a tuple of tensors.
+    our_fn : ``our_fn(**arrays)`` -> ``(outputs, backward)``: ``outputs`` shaped like ``torch_fn``'s
+        (a tuple for a tuple), and ``backward(*grad_outputs)`` -> ``{name: dL/dname}`` for **every**
+        input (None where nnlocal has none: compared as zeros).
+    grad_outputs : one upstream gradient per output, or None for an output the loss does not read
+        (no gradient flows from it). Default: N(0, 1) draws from ``seed`` for every output.
+    rtol, atol : as :func:`assert_close`.
+    tolerances : ``{name: (rtol, atol)}`` for quantities compared at their own tolerance; a name is an
+        output name or ``"dL/d<input>"``.
+    output_names : names of the outputs in the messages (default ``output``, ``output[1]``, ...).
+    check_dtype : require float64 outputs and gradients.
+    label : prefixed to every message (which variant of a check failed).
+
+    Also checks that the forward leaves its inputs and the backward its upstream gradients
+    unmodified. Returns ``{"outputs", "grads", "grad_outputs", "torch_outputs"}``.
+    """
+    import torch
+
+    arrays = {k: np.array(v, dtype=np.float64) for k, v in inputs.items()}
+    leaves = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in arrays.items()}
+    outs_t = torch_fn(**leaves)
+    single = not isinstance(outs_t, (tuple, list))
+    outs_t = [outs_t] if single else list(outs_t)
+    names = list(output_names) if output_names is not None else \
+        ["output"] + [f"output[{i}]" for i in range(1, len(outs_t))]
+    tolerances = tolerances or {}
+    unknown = set(tolerances) - set(names) - {f"dL/d{k}" for k in arrays}
+    if unknown:
+        raise ValueError(f"tolerances for unknown quantities {sorted(unknown)}")
+
+    def check(name, ours, theirs):
+        assert_close(f"{label}: {name}" if label else name, ours, theirs, *tolerances.get(name, (rtol, atol)))
+
+    before = {k: v.copy() for k, v in arrays.items()}
+    outs, backward = our_fn(**arrays)
+    outs = [outs] if single else list(outs)
+    for k, v in arrays.items():
+        if not np.array_equal(v, before[k], equal_nan=True):
+            raise AssertionError(f"forward modified its input {k!r} in place")
+    if len(outs) != len(outs_t):
+        raise AssertionError(f"{len(outs)} output(s) from nnlocal, {len(outs_t)} from torch")
+    for name, ours, theirs in zip(names, outs, outs_t):
+        if check_dtype and not isinstance(ours, float):      # a Python float is a float64
+            _check_float64(name, ours)
+        check(name, ours, _to_numpy(theirs))
+
+    if grad_outputs is None:
+        r = np.random.default_rng(seed)
+        grad_outputs = [r.standard_normal(np.shape(o)) for o in outs]
+    grad_outputs = [None if g is None else np.array(g, dtype=np.float64) for g in grad_outputs]
+    if len(grad_outputs) != len(outs):
+        raise ValueError(f"{len(grad_outputs)} upstream gradient(s) for {len(outs)} output(s)")
+    pairs = [(o, torch.from_numpy(g.copy())) for o, g in zip(outs_t, grad_outputs)
+             if g is not None and o is not None and o.requires_grad]
+    if pairs:
+        torch.autograd.backward([o for o, _ in pairs], [g for _, g in pairs])
+    go_before = [None if g is None else g.copy() for g in grad_outputs]
+    grads = backward(*grad_outputs)
+    for i, (g, b) in enumerate(zip(grad_outputs, go_before)):
+        if g is not None and not np.array_equal(g, b, equal_nan=True):
+            raise AssertionError(f"backward modified the upstream gradient of {names[i]} in place")
+    missing = sorted(set(arrays) - set(grads))
+    if missing:
+        raise AssertionError(f"backward returned no gradient for {missing}")
+    out = {}
+    for name, leaf in leaves.items():
+        expected = np.zeros(leaf.shape) if leaf.grad is None else _to_numpy(leaf.grad)
+        ours = grads[name]
+        ours = np.zeros(leaf.shape) if ours is None else ours
+        if check_dtype and grads[name] is not None:
+            _check_float64(f"dL/d{name}", ours)
+        check(f"dL/d{name}", ours, expected)
+        out[name] = ours
+    return {"outputs": outs, "grads": out, "grad_outputs": grad_outputs,
+            "torch_outputs": [None if o is None else _to_numpy(o) for o in outs_t]}
