@@ -22,16 +22,17 @@ def _cmd_tour(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .bench import COLUMNS, available, find_benchmarks_dir, run_benchmarks
+    from .bench import COLUMNS, available, find_benchmarks_dir, machine, run_benchmarks
     from .report import format_table
 
     if args.list:
         print("\n".join(available(find_benchmarks_dir(args.dir))))
         return 0
     rows = run_benchmarks(args.names, repeat=args.repeat, quick=args.quick, bench_dir=args.dir, out_dir=args.out)
+    print(machine())
     print(format_table(rows, COLUMNS))
-    print(f"\nratio = nnlocal time / baseline time (one thread each; < 1 means nnlocal is faster). "
-          f"Written to {args.out}/bench.md and bench.csv")
+    print(f"\nratio = nnlocal time / baseline time (one thread each; < 1 means nnlocal is faster; for `kernels`: "
+          f"Numba kernel / NumPy reference). Written to {args.out}/bench.md and bench.csv")
     return 0
 
 
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     kernels.add_argument(tour)
     tour.set_defaults(func=_cmd_tour)
 
-    bench = sub.add_parser("bench", help="nnlocal vs PyTorch timings (one thread each; needs torch)")
+    bench = sub.add_parser("bench", help="nnlocal vs PyTorch timings, one thread each (needs torch); "
+                                         "`nnlocal bench kernels`: every Numba kernel vs its NumPy reference")
     bench.add_argument("names", nargs="*", help="benchmark names (default: all); see --list")
     bench.add_argument("--repeat", type=int, default=5, help="timed repetitions per case (median reported)")
     bench.add_argument("--quick", action="store_true", help="smaller work units")

@@ -1,0 +1,268 @@
+"""Every Numba kernel against its NumPy reference, on the same arrays, one thread each.
+
+``nnlocal bench kernels`` (or ``python benchmarks/bench_kernels.py [--quick]``) times each function
+of every ``cpu.py`` in nnlocal (``nnlocal/methods/<method>/cpu.py``, ``nnlocal/kernels/conv/cpu.py``)
+against the function of the same name in the ``reference.py`` beside it, at the sizes the methods
+use (three or more per kernel), and prints ``ratio = kernel time / reference time``: below 1 the
+kernel pays. A name that ``cpu.py`` re-exports from ``reference.py`` (the same object) is no kernel
+and is not timed. Where a ``cpu.py`` function chooses by size, the row times that choice.
+
+The kernels are found from each ``cpu.py``'s ``__all__``; :data:`CASES` holds one argument builder
+per (package, name), and ``tests/test_bench_kernels.py`` checks that every kernel has one, so none
+escapes the benchmark. Needs no torch.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.common import Case  # noqa: E402
+
+F32, F64 = np.float32, np.float64
+DEEP, EP, PAN, BUTD, CONV = ("nnlocal.methods.deep", "nnlocal.methods.eqprop", "nnlocal.methods.pan",
+                             "nnlocal.methods.butd", "nnlocal.kernels.conv")
+
+
+# ------------------------------------------------------------------------------ discovery
+def kernel_packages() -> list[str]:
+    """Every nnlocal package with a ``cpu.py`` beside a ``reference.py``."""
+    import nnlocal
+
+    names = {m.name for m in pkgutil.walk_packages(nnlocal.__path__, "nnlocal.")}
+    return sorted(n[:-len(".cpu")] for n in names if n.endswith(".cpu") and n[:-len(".cpu")] + ".reference" in names)
+
+
+def kernels_of(package: str) -> list[str]:
+    """The kernels of ``package``: the names in ``cpu.__all__`` that are not the reference's own object."""
+    cpu = importlib.import_module(package + ".cpu")
+    ref = importlib.import_module(package + ".reference")
+    return [name for name in cpu.__all__ if getattr(cpu, name) is not getattr(ref, name, None)]
+
+
+def all_kernels() -> list[tuple[str, str]]:
+    return [(pkg, name) for pkg in kernel_packages() for name in kernels_of(pkg)]
+
+
+# ------------------------------------------------------------------------------ argument builders
+# Each builder takes ``quick`` and returns [(size label, make)]; ``make()`` returns (args, kwargs)
+# for one call, built once and handed to both implementations (in-place updates keep the work the same).
+def _rng():
+    return np.random.default_rng(0)
+
+
+def _deep_net(N, n_in, B, S=1):
+    """A DEEP-like net: W ~ N(0, 0.05²) on the allowed edges, clamped inputs, free state in [0, 1]."""
+    r = _rng()
+    W = r.normal(0, 0.05, (S, N, N))
+    W[:, :, :n_in] = 0
+    s = r.uniform(0, 1, (S, B, N))
+    return W, s
+
+
+# (N, clamped inputs n_x, outputs, batch): XOR as in the notebooks, then the issue's larger graphs
+DEEP_SIZES = [(N, n_x, n_out, B, f"N={N} (H={N - n_x} free) B={B}")
+              for N, n_x, n_out, B in ((9, 3, 1, 4), (80, 5, 10, 64), (275, 5, 10, 64), (875, 5, 10, 64))]
+
+
+def _deep_linear_relax(quick):
+    steps = 20 if quick else 100
+
+    def make(N, n_in, n_out, B):
+        from nnlocal.methods.deep.reference import deep_linear_operator
+
+        W, s = _deep_net(N, n_in, B)
+        M, c = deep_linear_operator(W, s[0, :, :n_in])
+        target = _rng().uniform(0, 1, (B, n_out))
+        return lambda: ((M, c, s, n_in, n_out, steps, 0.05), dict(beta=1.0, target=target))
+
+    return [(f"{label}, {steps} steps", make(N, n_in, n_out, B)) for N, n_in, n_out, B, label in DEEP_SIZES]
+
+
+def _deep_relax(quick, asym=False):
+    steps = 20 if quick else 100
+
+    def make(N, n_in, n_out, B):
+        W, s = _deep_net(N, n_in, B)
+        target = _rng().uniform(0, 1, (B, n_out))
+        head = (W[0], np.zeros(N)) if asym else (W[0],)
+        return lambda: ((*head, s[0], n_in, n_out, steps, 0.05), dict(beta=1.0, target=target))
+
+    return [(f"{label}, {steps} steps", make(N, n_in, n_out, B)) for N, n_in, n_out, B, label in DEEP_SIZES]
+
+
+EP_SIZES = [((500, 10), 20, "784-500-10 B=20"), ((500, 10), 100, "784-500-10 B=100"),
+            ((500, 500, 10), 20, "784-500-500-10 B=20"), ((500, 500, 10), 100, "784-500-500-10 B=100")]
+
+
+def _ep_state(sizes, B):
+    from nnlocal.methods.eqprop.reference import ep_pack_couplings
+
+    r = _rng()
+    couplings = [r.uniform(-0.1, 0.1, (a, b)).astype(F32) for a, b in zip(sizes[:-1], sizes[1:])]
+    H = sum(sizes)
+    return (r.uniform(-1, 1, (B, sizes[0])).astype(F32), couplings, ep_pack_couplings(couplings, F32),
+            r.uniform(-0.1, 0.1, H).astype(F32), r.uniform(0, 1, (B, H)).astype(F32), np.asarray(sizes, np.int64))
+
+
+def _ep_relax(quick, blas=False):
+    steps = 5 if quick else 20
+
+    def make(sizes, B):
+        c, couplings, vt, bias, s, sz = _ep_state(sizes, B)
+        return lambda: ((c, couplings if blas else vt, bias, s, sz, steps, 0.5), {})
+
+    return [(f"{label}, {steps} steps", make(sizes, B)) for sizes, B, label in EP_SIZES]
+
+
+def _ep_update(quick):
+    def make(sizes, B, nudge):
+        _, _, _, _, s, _ = _ep_state(sizes, B)
+        d = _rng().uniform(-1, 2, s.shape).astype(F32)
+        target = np.eye(sizes[-1], dtype=F32)[np.arange(B) % sizes[-1]]
+        return lambda: ((s, d, 0.5), dict(beta=0.5, target=target) if nudge else {})
+
+    return [(f"{label}{', nudged' if nudge else ''}", make(sizes, B, nudge))
+            for (sizes, B, label), nudge in zip(EP_SIZES + EP_SIZES[1:2], (False, False, False, False, True))]
+
+
+PAN_LAYERS = [(64, 120, "64->120 (digits tron1)"), (120, 84, "120->84"), (400, 120, "400->120 (MNIST tron1)")]
+PAN_B = 64
+
+
+def _pan(kind):
+    """Builders for the PAN kernels at the tron layers' sizes (float32, B = 64)."""
+    def make(n, m):
+        r = _rng()
+        K = m * n
+        f = F32
+        if kind == "pan_batch_gate":
+            tw, s, tb = r.standard_normal((K, n), dtype=f), r.standard_normal(n, dtype=f), r.standard_normal(K, dtype=f)
+            return lambda: ((tw, s, tb, f(PAN_B), f(0.0), np.empty(K, np.bool_)), {})
+        if kind == "pan_bias_threshold":
+            tz, tb = r.standard_normal((PAN_B, K), dtype=f), r.standard_normal(K, dtype=f)
+            return lambda: ((tz, tb, f(0.0), np.empty((PAN_B, K), np.bool_)), {})
+        if kind == "pan_add_outer":
+            G, u, v = r.standard_normal((K, n), dtype=f), r.standard_normal(K, dtype=f), r.standard_normal(n, dtype=f)
+            return lambda: ((G, u, v), {})
+        mask = r.random((PAN_B, m, n)) < 0.5
+        sw, x = r.standard_normal((m, n), dtype=f), r.standard_normal((PAN_B, n), dtype=f)
+        g, sb = r.standard_normal((PAN_B, m), dtype=f), r.standard_normal(m, dtype=f)
+        if kind == "pan_sample_forward":
+            return lambda: ((mask, sw, x, sb, np.empty((PAN_B, m), f)), {})
+        if kind == "pan_sample_backward":
+            return lambda: ((mask, sw, x, g, np.empty((m, n), f), np.empty((PAN_B, n), f)), {})
+        if kind == "pan_sample_gate_grad":
+            return lambda: ((sw, x, g, np.empty((PAN_B, m, n), f)), {})
+        raise KeyError(kind)
+
+    suffix = "" if kind in ("pan_batch_gate", "pan_add_outer") else f" B={PAN_B}"
+    return lambda quick: [(label + suffix, make(n, m)) for n, m, label in PAN_LAYERS]
+
+
+GALU_SHAPES = [((20, 500), "FC (20, 500)"), ((64, 32, 24, 24), "conv core (64, 32, 24, 24)"),
+               ((32, 64, 32, 32), "ResNet (32, 64, 32, 32)")]
+
+
+def _galu(quick):
+    def make(shape, relu):
+        r = _rng()
+        x, gate = r.standard_normal(shape, dtype=F32), r.standard_normal(shape, dtype=F32)
+        return lambda: ((x, gate, relu), {})
+
+    return [(f"{label}{', relu' if relu else ''}", make(shape, relu)) for shape, label in GALU_SHAPES
+            for relu in (False, True)]
+
+
+# (batch, channels, size, kernel, stride, padding): LeNet-5's convs on 28x28, ResNet-ish 3x3 convs
+CONV_SHAPES = [(64, 1, 28, 5, 1, 2, "LeNet conv1 (64, 1, 28, 28) k5 p2"),
+               (64, 6, 14, 5, 1, 0, "LeNet conv2 (64, 6, 14, 14) k5"),
+               (32, 64, 32, 3, 1, 1, "ResNet (32, 64, 32, 32) k3 p1"),
+               (32, 128, 16, 3, 2, 1, "ResNet (32, 128, 16, 16) k3 s2 p1")]
+POOL_SHAPES = [(64, 6, 28, 2, 2, 0, "LeNet pool1 (64, 6, 28, 28) k2 s2"),
+               (64, 16, 10, 2, 2, 0, "LeNet pool2 (64, 16, 10, 10) k2 s2"),
+               (32, 64, 32, 3, 2, 1, "ResNet (32, 64, 32, 32) k3 s2 p1")]
+
+
+def _geometry(size, k, stride, pad):
+    out = (size + 2 * pad - k) // stride + 1
+    return (k, k), (stride, stride), ((pad, pad), (pad, pad)), (1, 1), (out, out)
+
+
+def _conv(kind):
+    def make(B, C, size, k, stride, pad):
+        from nnlocal.kernels.conv import reference
+
+        r = _rng()
+        kern, st, pads, dil, out = _geometry(size, k, stride, pad)
+        x = r.standard_normal((B, C, size, size), dtype=F32)
+        if kind == "im2col":
+            return lambda: ((x, kern, st, pads, dil, out), {})
+        if kind == "col2im":
+            cols = reference.im2col(x, kern, st, pads, dil, out).copy()
+            return lambda: ((cols, x.shape, kern, st, pads, dil, out), {})
+        if kind == "max_pool":
+            return lambda: ((x, kern, st, pads, dil, out), {})
+        _, idx = reference.max_pool(x, kern, st, pads, dil, out)
+        gy = r.standard_normal(idx.shape, dtype=F32)
+        return lambda: ((gy, idx, x.shape), {})
+
+    shapes = CONV_SHAPES if kind in ("im2col", "col2im") else POOL_SHAPES
+    return lambda quick: [(label, make(*geometry)) for *geometry, label in shapes]
+
+
+#: one argument builder per (package, kernel name)
+CASES = {
+    (DEEP, "linear_relax"): _deep_linear_relax,
+    (DEEP, "deep_relax"): _deep_relax,
+    (DEEP, "asym_ep_relax"): lambda quick: _deep_relax(quick, asym=True),
+    (EP, "ep_relax"): _ep_relax,
+    (EP, "ep_relax_blas"): lambda quick: _ep_relax(quick, blas=True),
+    (EP, "ep_update_elementwise"): _ep_update,
+    **{(PAN, name): _pan(name) for name in ("pan_batch_gate", "pan_bias_threshold", "pan_sample_forward",
+                                            "pan_sample_backward", "pan_sample_gate_grad", "pan_add_outer")},
+    (BUTD, "galu"): _galu,
+    **{(CONV, name): _conv(name) for name in ("im2col", "col2im", "max_pool", "max_pool_backward")},
+}
+
+
+class _Once:
+    """Build the arguments on first use (so listing the cases allocates nothing)."""
+
+    def __init__(self, make):
+        self.make, self.value = make, None
+
+    def __call__(self):
+        if self.value is None:
+            self.value = self.make()
+        return self.value
+
+
+def cases(quick: bool = False):
+    """One :class:`Case` per kernel and size (a generator: each case's arrays are built when it runs)."""
+    missing = [key for key in all_kernels() if key not in CASES]
+    if missing:
+        raise KeyError(f"bench_kernels: no argument builder for the kernels {missing}; add them to CASES")
+    for package, name in all_kernels():
+        kernel = getattr(importlib.import_module(package + ".cpu"), name)
+        reference = getattr(importlib.import_module(package + ".reference"), name)
+        for label, make in CASES[(package, name)](quick):
+            args = _Once(make)
+            yield Case(f"{package.rsplit('.', 1)[-1]}.{name} {label}",
+                       lambda kernel=kernel, args=args: kernel(*args()[0], **args()[1]),
+                       lambda reference=reference, args=args: reference(*args()[0], **args()[1]),
+                       baseline_name="numpy reference", goal="ratio < 1")
+
+
+if __name__ == "__main__":
+    from nnlocal.bench import COLUMNS, machine, run_benchmarks
+    from nnlocal.report import format_table
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    rows = run_benchmarks(["kernels"], quick="--quick" in sys.argv, bench_dir=here)
+    print(machine())
+    print(format_table(rows, COLUMNS))
