@@ -134,34 +134,13 @@ PAN_LAYERS = [(64, 120, "64->120 (digits tron1)"), (120, 84, "120->84"), (400, 1
 PAN_B = 64
 
 
-def _pan(kind):
-    """Builders for the PAN kernels at the tron layers' sizes (float32, B = 64)."""
-    def make(n, m):
-        r = _rng()
-        K = m * n
-        f = F32
-        if kind == "pan_batch_gate":
-            tw, s, tb = r.standard_normal((K, n), dtype=f), r.standard_normal(n, dtype=f), r.standard_normal(K, dtype=f)
-            return lambda: ((tw, s, tb, f(PAN_B), f(0.0), np.empty(K, np.bool_)), {})
-        if kind == "pan_bias_threshold":
-            tz, tb = r.standard_normal((PAN_B, K), dtype=f), r.standard_normal(K, dtype=f)
-            return lambda: ((tz, tb, f(0.0), np.empty((PAN_B, K), np.bool_)), {})
-        if kind == "pan_add_outer":
-            G, u, v = r.standard_normal((K, n), dtype=f), r.standard_normal(K, dtype=f), r.standard_normal(n, dtype=f)
-            return lambda: ((G, u, v), {})
-        mask = r.random((PAN_B, m, n)) < 0.5
-        sw, x = r.standard_normal((m, n), dtype=f), r.standard_normal((PAN_B, n), dtype=f)
-        g, sb = r.standard_normal((PAN_B, m), dtype=f), r.standard_normal(m, dtype=f)
-        if kind == "pan_sample_forward":
-            return lambda: ((mask, sw, x, sb, np.empty((PAN_B, m), f)), {})
-        if kind == "pan_sample_backward":
-            return lambda: ((mask, sw, x, g, np.empty((m, n), f), np.empty((PAN_B, n), f)), {})
-        if kind == "pan_sample_gate_grad":
-            return lambda: ((sw, x, g, np.empty((PAN_B, m, n), f)), {})
-        raise KeyError(kind)
+def _pan(name):
+    """The PAN kernels at the tron layers' sizes, float32, B = 64, with ``bench_pan``'s arguments."""
+    from benchmarks.bench_pan import _kernel_args
 
-    suffix = "" if kind in ("pan_batch_gate", "pan_add_outer") else f" B={PAN_B}"
-    return lambda quick: [(label + suffix, make(n, m)) for n, m, label in PAN_LAYERS]
+    suffix = "" if name == "pan_add_outer" else f" B={PAN_B}"
+    return lambda quick: [(label + suffix, lambda n=n, m=m: (_kernel_args(name, n, m, PAN_B, _rng()), {}))
+                          for n, m, label in PAN_LAYERS]
 
 
 GALU_SHAPES = [((20, 500), "FC (20, 500)"), ((64, 32, 24, 24), "conv core (64, 32, 24, 24)"),
@@ -223,7 +202,7 @@ CASES = {
     (EP, "ep_relax"): _ep_relax,
     (EP, "ep_relax_blas"): lambda quick: _ep_relax(quick, blas=True),
     (EP, "ep_update_elementwise"): _ep_update,
-    **{(PAN, name): _pan(name) for name in ("pan_batch_gate", "pan_bias_threshold", "pan_sample_forward",
+    **{(PAN, name): _pan(name) for name in ("pan_sample_gate", "pan_bias_threshold", "pan_sample_forward",
                                             "pan_sample_backward", "pan_sample_gate_grad", "pan_add_outer")},
     (BUTD, "galu"): _galu,
     **{(CONV, name): _conv(name) for name in ("im2col", "col2im", "max_pool", "max_pool_backward")},
@@ -259,10 +238,10 @@ def cases(quick: bool = False):
 
 
 if __name__ == "__main__":
-    from nnlocal.bench import COLUMNS, machine, run_benchmarks
-    from nnlocal.report import format_table
+    from nnlocal.bench import COLUMNS, run_benchmarks
+    from nnlocal.report import format_table, machine_summary
 
     here = os.path.dirname(os.path.abspath(__file__))
     rows = run_benchmarks(["kernels"], quick="--quick" in sys.argv, bench_dir=here)
-    print(machine())
+    print(f"machine: {machine_summary()}")
     print(format_table(rows, COLUMNS))

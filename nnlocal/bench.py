@@ -7,39 +7,13 @@ times every Numba kernel against its NumPy reference (no torch needed).
 from __future__ import annotations
 
 import csv
-import importlib.metadata
 import importlib.util
-import os
-import platform
 import sys
 from pathlib import Path
 
-from .report import format_table
+from .report import format_table, machine_summary
 
 COLUMNS = ["benchmark", "nnlocal_ms", "baseline", "baseline_ms", "ratio", "roofline", "goal"]
-
-
-def machine() -> str:
-    """One line naming the machine a table was measured on: CPU model and cores, numpy and its BLAS,
-    numba, torch (every printed benchmark table carries it)."""
-    import numba
-    import numpy as np
-    from threadpoolctl import threadpool_info
-
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), model)
-    except OSError:
-        pass
-    blas = ", ".join(f"{i.get('internal_api')} {i.get('version')}" for i in threadpool_info()
-                     if i.get("user_api") == "blas") or "BLAS unknown"
-    try:
-        torch = "torch " + importlib.metadata.version("torch")
-    except importlib.metadata.PackageNotFoundError:
-        torch = "no torch"
-    return (f"machine: {model}, {os.cpu_count()} cores; numpy {np.__version__} ({blas}); numba {numba.__version__}; "
-            f"{torch}; one thread each")
 
 
 def find_benchmarks_dir(explicit=None) -> Path:
@@ -94,7 +68,7 @@ def run_benchmarks(names=None, repeat: int = 5, quick: bool = False, bench_dir=N
 
 def write_results(rows: list[dict], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "bench.md").write_text(machine() + "\n\n" + format_table(rows, COLUMNS) + "\n")
+    (out_dir / "bench.md").write_text(f"machine: {machine_summary()}\n\n" + format_table(rows, COLUMNS) + "\n")
     with open(out_dir / "bench.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()

@@ -22,14 +22,14 @@ def _cmd_tour(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .bench import COLUMNS, available, find_benchmarks_dir, machine, run_benchmarks
-    from .report import format_table
+    from .bench import COLUMNS, available, find_benchmarks_dir, run_benchmarks
+    from .report import format_table, machine_summary
 
     if args.list:
         print("\n".join(available(find_benchmarks_dir(args.dir))))
         return 0
     rows = run_benchmarks(args.names, repeat=args.repeat, quick=args.quick, bench_dir=args.dir, out_dir=args.out)
-    print(machine())
+    print(f"machine: {machine_summary()}")
     print(format_table(rows, COLUMNS))
     print(f"\nratio = nnlocal time / baseline time (one thread each; < 1 means nnlocal is faster; for `kernels`: "
           f"Numba kernel / NumPy reference). Written to {args.out}/bench.md and bench.csv")
