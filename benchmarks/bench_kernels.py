@@ -95,39 +95,52 @@ def _deep_relax(quick, asym=False):
     return [(f"{label}, {steps} steps", make(N, n_in, n_out, B)) for N, n_in, n_out, B, label in DEEP_SIZES]
 
 
-EP_SIZES = [((500, 10), 20, "784-500-10 B=20"), ((500, 10), 100, "784-500-10 B=100"),
-            ((500, 500, 10), 20, "784-500-500-10 B=20"), ((500, 500, 10), 100, "784-500-500-10 B=100")]
+def _ep_sizes(quick):
+    """bench_eqprop's sizes: (layer sizes, batch, steps, where EP uses them)."""
+    from benchmarks.bench_eqprop import KERNEL_SIZES
+
+    return KERNEL_SIZES[:3] if quick else KERNEL_SIZES
 
 
-def _ep_state(sizes, B):
-    from nnlocal.methods.eqprop.reference import ep_pack_couplings
+def _ep_net(sizes, B, nudge=False):
+    """An EPNet, an MNIST-like input batch, its input drive and a relaxed free (and nudged) state."""
+    from nnlocal.methods.eqprop import EPNet
 
     r = _rng()
-    couplings = [r.uniform(-0.1, 0.1, (a, b)).astype(F32) for a, b in zip(sizes[:-1], sizes[1:])]
-    H = sum(sizes)
-    return (r.uniform(-1, 1, (B, sizes[0])).astype(F32), couplings, ep_pack_couplings(couplings, F32),
-            r.uniform(-0.1, 0.1, H).astype(F32), r.uniform(0, 1, (B, H)).astype(F32), np.asarray(sizes, np.int64))
+    net = EPNet(sizes, rng=0)
+    x = (r.uniform(0, 1, (B, sizes[0])) * (r.uniform(0, 1, (B, sizes[0])) < 0.19)).astype(F32)
+    free = net.relax(x, 20)
+    nudged = net.relax(x, 4, beta=0.5, target=r.integers(0, sizes[-1], B), state=free) if nudge else None
+    return net, x, free, nudged
 
 
-def _ep_relax(quick, blas=False):
-    steps = 5 if quick else 20
+def _ep_relax(quick):
+    def make(sizes, B, steps):
+        net, x, _, _ = _ep_net(sizes, B)
+        return lambda: ((net.input_drive(x), net._vt, net._b, np.zeros((B, net.H), F32), sizes[1:], steps, 0.5), {})
 
+    return [(f"{'-'.join(map(str, sz))} B={B} T={T} ({use})", make(sz, B, T)) for sz, B, T, use in _ep_sizes(quick)]
+
+
+def _ep_update_elementwise(quick):
     def make(sizes, B):
-        c, couplings, vt, bias, s, sz = _ep_state(sizes, B)
-        return lambda: ((c, couplings if blas else vt, bias, s, sz, steps, 0.5), {})
+        net, x, free, _ = _ep_net(sizes, B)
+        d = _rng().uniform(-1, 2, free.shape).astype(F32)
+        target = np.eye(sizes[-1], dtype=F32)[np.arange(B) % sizes[-1]]
+        return lambda: ((free, d, 0.5), dict(beta=0.5, target=target))
 
-    return [(f"{label}, {steps} steps", make(sizes, B)) for sizes, B, label in EP_SIZES]
+    return [(f"{'-'.join(map(str, sz))} B={B} ({use})", make(sz, B)) for sz, B, _, use in _ep_sizes(quick)]
 
 
 def _ep_update(quick):
-    def make(sizes, B, nudge):
-        _, _, _, _, s, _ = _ep_state(sizes, B)
-        d = _rng().uniform(-1, 2, s.shape).astype(F32)
-        target = np.eye(sizes[-1], dtype=F32)[np.arange(B) % sizes[-1]]
-        return lambda: ((s, d, 0.5), dict(beta=0.5, target=target) if nudge else {})
+    def make(sizes, B):
+        net, x, free, nudged = _ep_net(sizes, B, nudge=True)
+        # tiny rates: the weights stay what they were, call after call
+        return lambda: ((x, net.layers(free), net.layers(nudged), net._weights(), net._biases(), 0.5,
+                         [1e-9] * net.L), {})
 
-    return [(f"{label}{', nudged' if nudge else ''}", make(sizes, B, nudge))
-            for (sizes, B, label), nudge in zip(EP_SIZES + EP_SIZES[1:2], (False, False, False, False, True))]
+    return [(f"{'-'.join(map(str, sz))} B={B} ({use})", make(sz, B)) for sz, B, T, use in _ep_sizes(False)
+            if T == 20]
 
 
 PAN_LAYERS = [(64, 120, "64->120 (digits tron1)"), (120, 84, "120->84"), (400, 120, "400->120 (MNIST tron1)")]
@@ -143,8 +156,9 @@ def _pan(name):
                           for n, m, label in PAN_LAYERS]
 
 
-GALU_SHAPES = [((20, 500), "FC (20, 500)"), ((64, 32, 24, 24), "conv core (64, 32, 24, 24)"),
-               ((32, 64, 32, 32), "ResNet (32, 64, 32, 32)")]
+# bench_butd's sizes: the FC net's hidden layer, the simple net's first conv maps, ResNet-18's stage 1
+GALU_SHAPES = [((20, 500), "FC-500 hidden (20, 500)"), ((64, 32, 24, 24), "simple net conv1 (64, 32, 24, 24)"),
+               ((128, 64, 32, 32), "ResNet-18 stage 1 (128, 64, 32, 32)")]
 
 
 def _galu(quick):
@@ -200,8 +214,8 @@ CASES = {
     (DEEP, "deep_relax"): _deep_relax,
     (DEEP, "asym_ep_relax"): lambda quick: _deep_relax(quick, asym=True),
     (EP, "ep_relax"): _ep_relax,
-    (EP, "ep_relax_blas"): lambda quick: _ep_relax(quick, blas=True),
-    (EP, "ep_update_elementwise"): _ep_update,
+    (EP, "ep_update_elementwise"): _ep_update_elementwise,
+    (EP, "ep_update"): _ep_update,
     **{(PAN, name): _pan(name) for name in ("pan_sample_gate", "pan_bias_threshold", "pan_sample_forward",
                                             "pan_sample_backward", "pan_sample_gate_grad", "pan_add_outer")},
     (BUTD, "galu"): _galu,
