@@ -56,6 +56,7 @@ def run_benchmarks(names=None, repeat: int = 5, quick: bool = False, bench_dir=N
     for name in names:
         module = _load(bench_dir, name)
         for case in module.cases(quick=quick):
+            pin_one_thread()   # again: a library a benchmark loaded since (scipy's BLAS, ...) starts unpinned
             row = run_case(case, repeat=repeat)
             rows.append(row)
             echo(f"  {row['benchmark']}: nnlocal {row['nnlocal_ms']:.3g} ms"
