@@ -17,6 +17,7 @@ import importlib
 import os
 import pkgutil
 import sys
+from functools import partial
 
 import numpy as np
 
@@ -49,8 +50,9 @@ def all_kernels() -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------------------------ argument builders
-# Each builder takes ``quick`` and returns [(size label, make)]; ``make()`` returns (args, kwargs)
-# for one call, built once and handed to both implementations (in-place updates keep the work the same).
+# Each builder takes ``quick`` and returns [(size label, make)]; ``make()`` builds (args, kwargs) for one
+# call, once, when the case runs; both implementations get the same arrays (in-place updates keep the
+# work the same from call to call).
 def _rng():
     return np.random.default_rng(0)
 
@@ -83,9 +85,9 @@ def _deep_linear_relax(quick):
 
     def make(N, n_x, n_out, B):
         M, c, s, target = _deep_operator(N, n_x, n_out, B)
-        return lambda: ((M, c, s, n_x, n_out, steps, 0.05), dict(beta=1.0, target=target))
+        return (M, c, s, n_x, n_out, steps, 0.05), dict(beta=1.0, target=target)
 
-    return [(f"{label}, {steps} steps", make(N, n_x, n_out, B)) for N, n_x, n_out, B, label in DEEP_SIZES]
+    return [(f"{label}, {steps} steps", partial(make, N, n_x, n_out, B)) for N, n_x, n_out, B, label in DEEP_SIZES]
 
 
 def _deep_relax_phases(quick):
@@ -93,9 +95,9 @@ def _deep_relax_phases(quick):
 
     def make(N, n_x, n_out, B):
         M, c, s, target = _deep_operator(N, n_x, n_out, B)
-        return lambda: ((M, c, s, n_x, n_out, T, T, 0.05, 1.0, target), {})
+        return (M, c, s, n_x, n_out, T, T, 0.05, 1.0, target), {}
 
-    return [(f"{label}, {T}+{T} steps", make(N, n_x, n_out, B)) for N, n_x, n_out, B, label in DEEP_SIZES]
+    return [(f"{label}, {T}+{T} steps", partial(make, N, n_x, n_out, B)) for N, n_x, n_out, B, label in DEEP_SIZES]
 
 
 def _deep_relax(quick, asym=False):
@@ -105,9 +107,9 @@ def _deep_relax(quick, asym=False):
         W, s = _deep_net(N, n_x, B)
         target = _rng().uniform(0, 1, (B, n_out))
         head = (W[0], np.zeros(N)) if asym else (W[0],)
-        return lambda: ((*head, s[0], n_x, n_out, steps, 0.05), dict(beta=1.0, target=target))
+        return (*head, s[0], n_x, n_out, steps, 0.05), dict(beta=1.0, target=target)
 
-    return [(f"{label}, {steps} steps", make(N, n_x, n_out, B)) for N, n_x, n_out, B, label in DEEP_SIZES]
+    return [(f"{label}, {steps} steps", partial(make, N, n_x, n_out, B)) for N, n_x, n_out, B, label in DEEP_SIZES]
 
 
 def _ep_sizes(quick):
@@ -132,9 +134,10 @@ def _ep_net(sizes, B, nudge=False):
 def _ep_relax(quick):
     def make(sizes, B, steps):
         net, x, _, _ = _ep_net(sizes, B)
-        return lambda: ((net.input_drive(x), net._vt, net._b, np.zeros((B, net.H), F32), sizes[1:], steps, 0.5), {})
+        return (net.input_drive(x), net._vt, net._b, np.zeros((B, net.H), F32), sizes[1:], steps, 0.5), {}
 
-    return [(f"{'-'.join(map(str, sz))} B={B} T={T} ({use})", make(sz, B, T)) for sz, B, T, use in _ep_sizes(quick)]
+    return [(f"{'-'.join(map(str, sz))} B={B} T={T} ({use})", partial(make, sz, B, T))
+            for sz, B, T, use in _ep_sizes(quick)]
 
 
 def _ep_update_elementwise(quick):
@@ -142,19 +145,18 @@ def _ep_update_elementwise(quick):
         net, x, free, _ = _ep_net(sizes, B)
         d = _rng().uniform(-1, 2, free.shape).astype(F32)
         target = np.eye(sizes[-1], dtype=F32)[np.arange(B) % sizes[-1]]
-        return lambda: ((free, d, 0.5), dict(beta=0.5, target=target))
+        return (free, d, 0.5), dict(beta=0.5, target=target)
 
-    return [(f"{'-'.join(map(str, sz))} B={B} ({use})", make(sz, B)) for sz, B, _, use in _ep_sizes(quick)]
+    return [(f"{'-'.join(map(str, sz))} B={B} ({use})", partial(make, sz, B)) for sz, B, _, use in _ep_sizes(quick)]
 
 
 def _ep_update(quick):
     def make(sizes, B):
         net, x, free, nudged = _ep_net(sizes, B, nudge=True)
         # tiny rates: the weights stay what they were, call after call
-        return lambda: ((x, net.layers(free), net.layers(nudged), net._weights(), net._biases(), 0.5,
-                         [1e-9] * net.L), {})
+        return (x, net.layers(free), net.layers(nudged), net._weights(), net._biases(), 0.5, [1e-9] * net.L), {}
 
-    return [(f"{'-'.join(map(str, sz))} B={B} ({use})", make(sz, B)) for sz, B, T, use in _ep_sizes(False)
+    return [(f"{'-'.join(map(str, sz))} B={B} ({use})", partial(make, sz, B)) for sz, B, T, use in _ep_sizes(False)
             if T == 20]
 
 
@@ -167,8 +169,10 @@ def _pan(name):
     from benchmarks.bench_pan import _kernel_args
 
     suffix = "" if name == "pan_add_outer" else f" B={PAN_B}"
-    return lambda quick: [(label + suffix, lambda n=n, m=m: (_kernel_args(name, n, m, PAN_B, _rng()), {}))
-                          for n, m, label in PAN_LAYERS]
+    def make(n, m):
+        return _kernel_args(name, n, m, PAN_B, _rng()), {}
+
+    return lambda quick: [(label + suffix, partial(make, n, m)) for n, m, label in PAN_LAYERS]
 
 
 # bench_butd's sizes: the FC net's hidden layer, the simple net's first conv maps, ResNet-18's stage 1
@@ -180,9 +184,9 @@ def _galu(quick):
     def make(shape, relu):
         r = _rng()
         x, gate = r.standard_normal(shape, dtype=F32), r.standard_normal(shape, dtype=F32)
-        return lambda: ((x, gate, relu), {})
+        return (x, gate, relu), {}
 
-    return [(f"{label}{', relu' if relu else ''}", make(shape, relu)) for shape, label in GALU_SHAPES
+    return [(f"{label}{', relu' if relu else ''}", partial(make, shape, relu)) for shape, label in GALU_SHAPES
             for relu in (False, True)]
 
 
@@ -209,18 +213,18 @@ def _conv(kind):
         kern, st, pads, dil, out = _geometry(size, k, stride, pad)
         x = r.standard_normal((B, C, size, size), dtype=F32)
         if kind == "im2col":
-            return lambda: ((x, kern, st, pads, dil, out), {})
+            return (x, kern, st, pads, dil, out), {}
         if kind == "col2im":
             cols = reference.im2col(x, kern, st, pads, dil, out).copy()
-            return lambda: ((cols, x.shape, kern, st, pads, dil, out), {})
+            return (cols, x.shape, kern, st, pads, dil, out), {}
         if kind == "max_pool":
-            return lambda: ((x, kern, st, pads, dil, out), {})
+            return (x, kern, st, pads, dil, out), {}
         _, idx = reference.max_pool(x, kern, st, pads, dil, out)
         gy = r.standard_normal(idx.shape, dtype=F32)
-        return lambda: ((gy, idx, x.shape), {})
+        return (gy, idx, x.shape), {}
 
     shapes = CONV_SHAPES if kind in ("im2col", "col2im") else POOL_SHAPES
-    return lambda quick: [(label, make(*geometry)) for *geometry, label in shapes]
+    return lambda quick: [(label, partial(make, *geometry)) for *geometry, label in shapes]
 
 
 #: one argument builder per (package, kernel name)
