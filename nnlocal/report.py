@@ -94,15 +94,26 @@ def write_index(out_dir, figures, tables: dict[str, str] | None = None, title: s
     return path
 
 
+#: (cpuinfo flag, name) of the vector extensions, widest first: the first one present is named
+_SIMD = [("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("asimd", "NEON")]
+
+
 def _cpu_model() -> str:
+    """The CPU's model name with its widest vector extensions, e.g. "Intel(R) Xeon(R) Processor (AVX-512, AMX)"."""
+    model, flags = None, set()
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model is None:
+                    model = value.strip()
+                elif key.strip() in ("flags", "Features") and not flags:
+                    flags = set(value.split())
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    model = model or platform.processor() or platform.machine() or "unknown CPU"
+    simd = [name for flag, name in _SIMD if flag in flags][:1] + (["AMX"] if "amx_tile" in flags else [])
+    return f"{model} ({', '.join(simd)})" if simd else model
 
 
 def _version(dist: str) -> str | None:
