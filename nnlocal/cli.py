@@ -48,39 +48,43 @@ class UsageError(ValueError):
     """A mistake the user can fix from the command line: printed as one line, exit status 2."""
 
 
-#: what to install for an optional dependency that is missing (top-level module name -> advice)
+#: what to install when a module is missing (module, or the package above it -> advice)
 INSTALL_HINTS = {
     "torch": "PyTorch is not installed (the benchmarks compare against it): pip install torch==2.13.0 "
              '(the CPU build), or pip install "nnlocal[bench]" (pin torch first: unpinned, it may pull a '
              "multi-GB CUDA build)",
+    "numba.cuda": 'the CUDA kernels need NVIDIA\'s numba-cuda: pip install "nnlocal[cuda]"',
     "numba_cuda": 'the CUDA kernels need NVIDIA\'s numba-cuda: pip install "nnlocal[cuda]"',
+    "sklearn": "scikit-learn is not installed: pip install scikit-learn",
 }
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    if not lines:
-        return type(exc).__name__
-    return lines[0] + (" (more with --debug)" if len(lines) > 1 else "")
+def _first_line(exc: BaseException) -> tuple[str, bool]:
+    """The first non-empty line of the message (the type name if there is none), and whether more follow."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__), len(lines) > 1
+
+
+def _install_hint(name: str) -> str:
+    for module, hint in INSTALL_HINTS.items():
+        if name == module or name.startswith(module + "."):
+            return hint
+    top = name.split(".")[0] or "?"
+    return f"the module {top!r} is not installed: pip install {top}"
 
 
 def describe_error(exc: BaseException) -> tuple[int, str]:
     """``(exit status, one-line message)`` for an exception that reached the command line."""
     from .data.fetch import ChecksumError, CorruptDataError, DatasetNotFoundError
 
+    line, more = _first_line(exc)
     if isinstance(exc, DatasetNotFoundError):
-        summary = getattr(exc, "summary", None) or _first_line(exc)
-        return 2, f"{summary}; `--dataset digits` needs no download"
-    if isinstance(exc, (UsageError, ChecksumError, CorruptDataError)):
-        return 2, _first_line(exc)
+        return 2, f"{exc.summary or line}; `--dataset digits` needs no download"
     if isinstance(exc, ModuleNotFoundError):
-        name = (exc.name or "").replace(".", "_")
-        hint = INSTALL_HINTS.get(name) or INSTALL_HINTS.get(name.split("_")[0])
-        if hint is None:
-            top = (exc.name or "?").split(".")[0]
-            hint = f"the optional module {top!r} is not installed: pip install {top}"
-        return 2, hint
-    return 1, f"{type(exc).__name__}: {_first_line(exc)} (rerun with --debug for the traceback)"
+        return 2, _install_hint(exc.name or "")
+    if isinstance(exc, (UsageError, ChecksumError, CorruptDataError)):
+        return 2, line + (" (--debug shows the rest)" if more else "")
+    return 1, f"{type(exc).__name__}: {line} (--debug shows the {'rest and the ' if more else ''}traceback)"
 
 
 def _debug_from_env() -> bool:
@@ -101,7 +105,7 @@ def call(fn, prog: str, debug: bool = False) -> int:
         try:
             status, message = describe_error(exc)
         except Exception:  # noqa: BLE001  (never hide the original error behind one of ours)
-            status, message = 1, f"{type(exc).__name__}: {_first_line(exc)}"
+            status, message = 1, f"{type(exc).__name__}: {_first_line(exc)[0]}"
         if debug:
             traceback.print_exc()
         print(f"{prog}: error: {message}", file=sys.stderr)
