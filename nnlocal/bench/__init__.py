@@ -98,9 +98,8 @@ class BenchResults:
         return "\n\n".join(parts) + "\n"
 
 
-def _machine_stamp() -> str:
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return f"{machine_summary()}; load average {load} at the start"
+def _load_average() -> str:
+    return "/".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
 
 
 def run_benchmarks(names=None, repeat: int = 5, quick: bool = False, bench_dir=None, out_dir=None,
@@ -121,7 +120,8 @@ def run_benchmarks(names=None, repeat: int = 5, quick: bool = False, bench_dir=N
     if unknown:
         raise UsageError(f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(known)}")
     cases = [c for name in names for c in load(name, bench_dir).cases(quick=quick)]
-    results = BenchResults(threads=counts, machine=_machine_stamp())   # after the imports: torch's libraries too
+    # after the imports, so that torch's libraries are listed too
+    results = BenchResults(threads=counts, machine=f"{machine_summary()}; load average {_load_average()} at the start")
     echo(f"machine: {results.machine}")
     for case in cases:
         per_count = []
@@ -141,6 +141,7 @@ def run_benchmarks(names=None, repeat: int = 5, quick: bool = False, bench_dir=N
                 if row.get("baseline_ms"):
                     row["baseline_speedup"] = first["baseline_ms"] / row["baseline_ms"]
         results.rows += per_count
+    results.machine += f", {_load_average()} at the end"
     if out_dir is not None:
         write_results(results, Path(out_dir))
     return results
