@@ -1,8 +1,8 @@
 """Peak memory: one LeNet-5 training epoch, nnlocal vs torch, and the ``nnlocal tour`` command.
 
 Each cell runs in a fresh Python process (the same interpreter and environment, the run's thread
-count) and reports that process's peak resident set size (``ru_maxrss`` from ``os.wait4``), imports
-included, and its wall time.
+count) and reports that process's peak resident set size (its own high-water mark, VmHWM; see
+``common.peak_rss``), imports and Numba compilation included, and its wall time.
 
 * ``python + imports``: the floor, ``import nnlocal`` (numpy, numba, scipy) against ``import torch``.
 * ``lenet5 epoch``: LeNet-5 (the network of ``bench_engine``) trained for one epoch, SGD lr 0.01,

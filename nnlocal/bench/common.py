@@ -8,7 +8,7 @@ A benchmark module ``bench_<name>.py`` (in this package, or in a folder given to
   (< 1 means nnlocal is faster) and, where ``flops`` or ``bytes`` is given, the fraction of the
   one-core roofline reached.
 * A :class:`MemoryCase` runs a Python snippet for each side in a fresh process and reports its peak
-  resident memory (``ru_maxrss`` of that child, from ``os.wait4``) and wall time.
+  resident memory (the child's own high-water mark, VmHWM) and wall time.
 
 ``goal`` is free text; its clauses ``ratio <op> x`` and ``roofline <op> x`` (op one of ``<=``, ``<``,
 ``>=``, ``>``) are checked and the result says "met" or "missed".
@@ -154,26 +154,47 @@ def run_case(case: Case | MemoryCase, repeat: int = 5, n_threads: int = 1) -> di
     return row
 
 
+_MARK = "NNLOCAL_PEAK_RSS_KIB="
+#: prepended to a memory cell's code: at exit, the process reports the high-water mark of its own
+#: address space (VmHWM). ``ru_maxrss`` of a child is no use on Linux: it carries the parent's peak
+#: over fork and exec, so a 400 MB ``nnlocal bench`` process would make every cell look >= 400 MB.
+_REPORT_PEAK = ("import atexit as _atexit, sys as _sys\n"
+                "def _nnlocal_report_peak():\n"
+                "    try:\n"
+                "        kb = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+                "    except (OSError, IndexError):\n"
+                "        return\n"
+                f"    print('{_MARK}' + kb, file=_sys.stderr, flush=True)\n"
+                "_atexit.register(_nnlocal_report_peak)\n")
+
+
 def peak_rss(code: str, n_threads: int = 1) -> tuple[float, float]:
     """``(peak resident memory in MB, wall seconds)`` of ``python -c code`` in a fresh process with
-    ``n_threads`` for BLAS/OpenMP/Numba. Raises ``RuntimeError`` with the child's last error line."""
+    ``n_threads`` for BLAS/OpenMP/Numba. The peak is the process's own VmHWM (Linux); elsewhere
+    ``ru_maxrss`` from ``os.wait4``, which may include this process's size. Raises ``RuntimeError``
+    with the child's last error line."""
     env = dict(os.environ, OMP_NUM_THREADS=str(n_threads), OPENBLAS_NUM_THREADS=str(n_threads),
                MKL_NUM_THREADS=str(n_threads), NUMBA_NUM_THREADS=str(n_threads))
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=err, env=env)
+        proc = subprocess.Popen([sys.executable, "-c", _REPORT_PEAK + code],
+                                stdout=subprocess.DEVNULL, stderr=err, env=env)
         try:
-            _, status, usage = os.wait4(proc.pid, 0)   # this child's own rusage (RUSAGE_CHILDREN would mix runs)
+            _, status, usage = os.wait4(proc.pid, 0)
         except BaseException:
             proc.kill()
             proc.wait()
             raise
         proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - t0
-        if proc.returncode != 0:
-            err.seek(0)
-            lines = err.read().decode(errors="replace").strip().splitlines()
-            raise RuntimeError(f"child process failed (status {proc.returncode}): {lines[-1] if lines else ''}")
+        err.seek(0)
+        lines = err.read().decode(errors="replace").strip().splitlines()
+    marks = [line[len(_MARK):] for line in lines if line.startswith(_MARK)]
+    if proc.returncode != 0:
+        lines = [line for line in lines if not line.startswith(_MARK)]
+        raise RuntimeError(f"child process failed (status {proc.returncode}): {lines[-1] if lines else ''}")
+    if marks:
+        return int(marks[-1]) / 1024, seconds
     kib = usage.ru_maxrss / (1024 if sys.platform == "darwin" else 1)   # bytes on macOS, KiB on Linux
     return kib / 1024, seconds
 
