@@ -92,7 +92,8 @@ def _debug_from_env() -> bool:
 
 
 def call(fn, prog: str, debug: bool = False) -> int:
-    """Call ``fn()`` under the error convention; returns its exit status (``None`` counts as 0)."""
+    """Call ``fn()`` under the error convention; returns its exit status (an int it returns, else 0:
+    the demos' ``main`` returns its results)."""
     debug = debug or _debug_from_env()
     try:
         status = fn()
@@ -110,7 +111,7 @@ def call(fn, prog: str, debug: bool = False) -> int:
             traceback.print_exc()
         print(f"{prog}: error: {message}", file=sys.stderr)
         return status
-    return 0 if status is None else int(status)
+    return status if isinstance(status, int) else 0
 
 
 def run(main, argv=None):

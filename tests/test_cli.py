@@ -145,6 +145,7 @@ def test_runtime_failure_is_one_line_with_status_1(capsys):
     line = _one_line_error(capsys.readouterr().err, "demo.py")
     assert line == "demo.py: error: RuntimeError: the kernel diverged (--debug shows the rest and the traceback)"
     assert cli.call(lambda: None, "demo.py") == 0 and cli.call(lambda: 3, "demo.py") == 3
+    assert cli.call(lambda: {"accuracy": 0.9}, "demo.py") == 0       # a demo's main returns its results
 
 
 def test_missing_optional_module_says_what_to_install():
