@@ -39,6 +39,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nnlocal import kernels, metrics, nn, optim
+from nnlocal.cli import HelpFormatter, run
 from nnlocal.data import DataLoader, load_train_test
 from nnlocal.methods import arp
 from nnlocal.report import new_figure, print_table, save_figure, write_index
@@ -50,7 +51,7 @@ HIDDEN = (50, 50, 40, 40, 30)
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "cifar10-gray", "mnist", "digits"])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (runs per model)")
@@ -218,4 +219,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -30,6 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nnlocal import kernels, metrics, optim
+from nnlocal.cli import HelpFormatter, run
 from nnlocal.data import MNIST_MEAN, MNIST_STD, DataLoader, load_train_test, normalize
 from nnlocal.methods import butd
 from nnlocal.report import new_figure, print_table, save_figure, write_index
@@ -40,7 +41,7 @@ RUNS = {"bp": ("shared", "backprop"), "ch-shared": ("shared", "ch"), "ch-separat
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist", "digits"])
     p.add_argument("--epochs", type=int, default=5, help="the original trained 50")
     p.add_argument("--seed", type=int, default=0)
@@ -179,4 +180,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

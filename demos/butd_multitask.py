@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from nnlocal.cli import HelpFormatter, run
 from nnlocal import optim
 from nnlocal.data import MNIST_MEAN, MNIST_STD, DataLoader, load_train_test, multi_mnist, normalize
 from nnlocal.methods import butd
@@ -38,7 +39,7 @@ TASKS = ("left", "right")
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion-mnist", "digits"],
                    help="base set of the two-digit images")
     p.add_argument("--epochs", type=int, default=5, help="the original trained 100")
@@ -256,4 +257,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

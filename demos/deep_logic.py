@@ -30,6 +30,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from nnlocal import kernels
+from nnlocal.cli import HelpFormatter, run
 from nnlocal.methods import deep
 from nnlocal.report import new_figure, print_table, save_figure, write_index
 
@@ -50,13 +51,13 @@ REFERENCE = {
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--dataset", "--gates", dest="gates", default=",".join(GATES),
                    help="comma-separated gates (XOR, AND, OR, NOT, ID)")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated: DEEP, DEEP_oh, EP_asym")
     p.add_argument("--seeds", type=int, default=20, help="seeds per (model, gate)")
     p.add_argument("--seed", type=int, default=0, help="first seed (seeds are seed .. seed + seeds - 1)")
-    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--epochs", type=int, default=200, help="training epochs per run")
     p.add_argument("--T", type=int, default=1000, help="Euler steps per phase (T1 = T2)")
     p.add_argument("--no-sparse", action="store_true", help="skip the L1 + sparsification run")
     p.add_argument("--grid", type=int, default=51, help="decision-map resolution per axis (the notebooks used 101)")
@@ -303,4 +304,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

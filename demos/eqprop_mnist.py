@@ -31,13 +31,14 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nnlocal import kernels
+from nnlocal.cli import HelpFormatter, run
 from nnlocal.methods.eqprop import SCELLIER_NET1, EPNet
 from nnlocal.report import new_figure, print_table, save_figure, write_index
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist", "digits"])
     p.add_argument("--epochs", type=int, default=SCELLIER_NET1["epochs"])
     p.add_argument("--seed", type=int, default=0)
@@ -159,4 +160,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

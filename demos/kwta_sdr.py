@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nnlocal import kernels, metrics, nn, optim
+from nnlocal.cli import HelpFormatter, run
 from nnlocal.data import DataLoader, load_train_test, normalize
 from nnlocal.methods.kwta.reference import kwta_k
 from nnlocal.methods import kwta
@@ -39,7 +40,7 @@ from nnlocal.report import new_figure, print_table, save_figure, write_index
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist", "digits"])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
@@ -229,4 +230,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -37,6 +37,7 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nnlocal import kernels, metrics, nn, optim
+from nnlocal.cli import HelpFormatter, run
 from nnlocal.data import DataLoader, load_train_test, normalize
 from nnlocal.methods import pan
 from nnlocal.report import new_figure, print_table, save_figure, write_index
@@ -47,7 +48,7 @@ ORIGINAL_MNIST_EPOCH1 = {"LeNet-5": 20.73, "Tron (PAN)": 88.08}
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist", "digits"],
                    help="digits needs no download; mnist falls back to a split of its test set when offline")
     p.add_argument("--epochs", type=int, default=5, help="the MNIST notebook ran 50")
@@ -206,4 +207,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

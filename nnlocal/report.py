@@ -97,15 +97,26 @@ def write_index(out_dir, figures, tables: dict[str, str] | None = None, title: s
     return path
 
 
+#: (cpuinfo flag, name) of the vector extensions, widest first: the first one present is named
+_SIMD = [("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("asimd", "NEON")]
+
+
 def _cpu_model() -> str:
+    """The CPU's model name with its widest vector extensions, e.g. "Intel(R) Xeon(R) Processor (AVX-512, AMX)"."""
+    model, flags = None, set()
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model is None:
+                    model = value.strip()
+                elif key.strip() in ("flags", "Features") and not flags:
+                    flags = set(value.split())
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    model = model or platform.processor() or platform.machine() or "unknown CPU"
+    simd = [name for flag, name in _SIMD if flag in flags][:1] + (["AMX"] if "amx_tile" in flags else [])
+    return f"{model} ({', '.join(simd)})" if simd else model
 
 
 def _version(dist: str) -> str | None:
@@ -115,20 +126,31 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _library_owner(filepath) -> str:
+    """The package bundling a shared library: ``site-packages/numpy.libs/x.so`` -> "numpy",
+    ``site-packages/torch/lib/x.so`` -> "torch"; "system" outside site-packages."""
+    parts = Path(filepath or "").parts
+    for i, part in enumerate(parts[:-2]):
+        if part in ("site-packages", "dist-packages"):
+            return parts[i + 1].removesuffix(".libs")
+    return "system"
+
+
 @functools.lru_cache(maxsize=1)
 def machine_info() -> dict:
     """The machine and library versions a measurement ran on (never imports torch).
 
-    Keys: ``cpu`` (model name), ``cores`` (logical CPUs), ``python``, ``numpy``, ``numba``,
-    ``torch`` (installed version or None), ``blas`` (each BLAS/OpenMP library threadpoolctl finds:
-    its API, version, kernel architecture and default thread count).
+    Keys: ``cpu`` (model name and widest vector extension), ``cores`` (logical CPUs), ``python``,
+    ``numpy``, ``numba``, ``torch`` (installed version or None), ``blas`` (each BLAS/OpenMP library
+    threadpoolctl finds loaded: its API, version, kernel architecture and the package bundling it).
+    Cached: the first call decides which libraries are listed, so call it after the imports.
     """
     from threadpoolctl import threadpool_info
 
     import numpy as np
 
-    blas = [f"{i.get('internal_api', i.get('user_api'))} {i.get('version') or '?'}"
-            + (f" ({i['architecture']})" if i.get("architecture") else "") + f", {i.get('num_threads')} threads"
+    blas = [" ".join(filter(None, [i.get("internal_api", i.get("user_api")), i.get("version")])) + " ("
+            + ", ".join(filter(None, [i.get("architecture"), _library_owner(i.get("filepath"))])) + ")"
             for i in threadpool_info()]
     return {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__, "numba": _version("numba"), "torch": _version("torch"),
@@ -138,7 +160,7 @@ def machine_info() -> dict:
 def machine_summary(torch: bool = True) -> str:
     """One line naming the machine: CPU model, cores, numpy/BLAS (kernel), numba and torch versions."""
     m = machine_info()
-    text = (f"{m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']} with {m['blas']}; "
+    text = (f"{m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}; BLAS/OpenMP: {m['blas']}; "
             f"numba {m['numba']}")
     if torch:
         text += f"; torch {m['torch'] or 'not installed'}"

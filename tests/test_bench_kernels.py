@@ -1,22 +1,19 @@
 """``nnlocal bench kernels``: every Numba kernel of every ``cpu.py`` has an argument builder in
-``benchmarks/bench_kernels.py`` (so no kernel escapes the benchmark), at three sizes or more, and
+``nnlocal/bench/bench_kernels.py`` (so no kernel escapes the benchmark), at three sizes or more, and
 each builder's arguments run on both the kernel and its NumPy reference."""
 import sys
 import types
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from benchmarks import bench_kernels as bk  # noqa: E402
+from nnlocal.bench import bench_kernels as bk
 
 
 def test_every_kernel_has_a_case_at_three_sizes_or_more():
     kernels = bk.all_kernels()
     assert {pkg for pkg, _ in kernels} >= {"nnlocal.kernels.conv", "nnlocal.methods.deep"}, kernels
     missing = [k for k in kernels if k not in bk.CASES]
-    assert not missing, f"kernels without a case in benchmarks/bench_kernels.py CASES: {missing}"
+    assert not missing, f"kernels without a case in nnlocal/bench/bench_kernels.py CASES: {missing}"
     stale = [k for k in bk.CASES if k not in kernels]
     assert not stale, f"CASES entries for names that are no (longer) kernels: {stale}"
     for key in kernels:
@@ -61,6 +58,6 @@ def test_each_builder_runs_on_the_kernel_and_the_reference():
 
 
 def test_bench_lists_kernels():
-    from nnlocal.bench import available, find_benchmarks_dir
+    from nnlocal.bench import available
 
-    assert "kernels" in available(find_benchmarks_dir(REPO / "benchmarks"))
+    assert "kernels" in available()

@@ -1,6 +1,7 @@
 """Download path of nnlocal.data against a local HTTP server on 127.0.0.1 started by the tests
 (never the real mirrors): verified caching, no second download, checksum mismatch, a server that
-dies mid-transfer, a stalled server (timeout), unreachable mirrors and the "not found" message."""
+dies mid-transfer, a stalled server (timeout), unreachable mirrors and the "not found" message, and
+`nnlocal datasets --download`."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,6 +15,8 @@ import pytest
 
 from nnlocal.data import (ChecksumError, DatasetNotFoundError, DownloadError, RemoteFile, download_file,
                           load_cifar10, load_fashion_mnist, load_idx_dataset, load_mnist, write_idx)
+from nnlocal import cli
+from nnlocal.data import fetch
 from nnlocal.data.fetch import FASHION_MNIST, MNIST
 
 
@@ -225,3 +228,47 @@ def test_cifar_archive_checksum_mismatch_leaves_nothing(server, tmp_path):
     with pytest.raises(ChecksumError, match="c32a1d4ab5d03f1284b67883e8d87530"):
         load_cifar10("test", cache_dir=cache, mirrors=[server.url])
     assert _files_under(cache) == []
+
+
+def test_datasets_download_command_fetches_into_the_cache_with_a_progress_bar(server, tmp_path, monkeypatch,
+                                                                              capsys):
+    _, _, bodies = _generated_idx(tmp_path)
+    server.files.update(bodies)
+    monkeypatch.setitem(fetch.SPECS, "mnist", _spec_for(bodies, mirrors=(server.url,)))
+    cache = tmp_path / "default-cache" / "mnist"        # $NNLOCAL_CACHE of the autouse fixture
+    assert cli.main(["datasets", "--download", "MNIST"]) == 0
+    out, err = capsys.readouterr()
+    assert _files_under(cache) == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+    assert f"mnist train: {cache / 'train-images-idx3-ubyte.gz'} (downloaded; checksum: file md5)" in out
+    assert "train-images-idx3-ubyte.gz" in err and "B/s" in err      # the tqdm bar
+    n_requests = len(server.requests)
+    assert cli.main(["datasets", "--download", "mnist"]) == 0        # present and verified: no download
+    assert "(found; checksum: file md5)" in capsys.readouterr().out
+    assert len(server.requests) == n_requests
+
+
+def test_datasets_download_offline_fails_in_one_line_saying_where_to_put_the_files(tmp_path, monkeypatch,
+                                                                                   capsys):
+    monkeypatch.setitem(fetch.SPECS, "mnist", dataclasses.replace(MNIST, mirrors=(_closed_port_url(),)))
+    monkeypatch.setenv("NNLOCAL_OFFLINE", "1")          # an explicit --download still tries
+    assert cli.main(["datasets", "--download", "mnist"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1 and lines[0].startswith("nnlocal: error: could not download MNIST"), err
+    assert f"into {tmp_path / 'default-cache' / 'mnist'}/ (or $NNLOCAL_DATA/mnist/) by hand" in lines[0]
+    assert "train-images-idx3-ubyte.gz" in lines[0]
+
+
+def test_datasets_download_refuses_a_damaged_local_copy(server, tmp_path, monkeypatch, capsys):
+    _, _, bodies = _generated_idx(tmp_path)
+    spec = _spec_for(bodies, mirrors=(server.url,))
+    monkeypatch.setitem(fetch.SPECS, "mnist", spec)
+    cache = tmp_path / "default-cache" / "mnist"
+    cache.mkdir(parents=True)
+    for name, body in bodies.items():
+        (cache / name).write_bytes(body[:-1] + b"x" if "images" in name else body)
+    assert cli.main(["datasets", "--download", "mnist"]) == 2
+    err = capsys.readouterr().err
+    assert "checksum mismatch" in err and f"Delete {cache / 'train-images-idx3-ubyte.gz'}" in err
+    assert server.requests == []

@@ -12,25 +12,27 @@ Every loader returns ``(images float32 in [0, 1], labels int64)``, images ``NCHW
 * :func:`logic_gate` -- XOR/AND/OR/NOT/ID in DEEP's convention;
 * :class:`DataLoader` -- seeded, reshuffling mini-batches;
 * :func:`read_idx` / :func:`write_idx` -- the IDX format;
-* :func:`describe_datasets` -- what is found where (``python -m nnlocal.data``, ``nnlocal datasets``).
+* :func:`describe_datasets` -- what is found where (``python -m nnlocal.data``, ``nnlocal datasets``);
+* :func:`download_dataset` -- fetch one into the cache, verified (``nnlocal datasets --download NAME``).
 """
 from .cifar import parse_cifar_batch, read_cifar_batches
 from .datasets import (DATASET_NAMES, DIGITS_TRAIN_SIZE, MNIST_FALLBACK_TRAIN_SIZE, MNIST_MEAN, MNIST_STD,
-                       canonical_name, describe_datasets, load_cifar10, load_dataset, load_digits, load_train_test,
-                       load_fashion_mnist, load_idx_dataset, load_mnist, normalize)
-from .fetch import (SPECS, ChecksumError, DatasetNotFoundError, DatasetSpec, DownloadError, RemoteFile,
-                    download_file, get_cache_dir)
+                       canonical_name, describe_datasets, download_dataset, load_cifar10, load_dataset, load_digits,
+                       load_train_test, load_fashion_mnist, load_idx_dataset, load_mnist, normalize)
+from .fetch import (SPECS, ChecksumError, CorruptDataError, DatasetNotFoundError, DatasetSpec, DownloadError,
+                    RemoteFile, download_file, get_cache_dir)
 from .idx import read_idx, read_idx_header, write_idx
 from .loader import DataLoader
 from .synthetic import logic_gate, multi_mnist, multi_mnist_geometry, resize_nearest
 
 __all__ = [
     "load_digits", "load_mnist", "load_fashion_mnist", "load_cifar10", "load_dataset", "load_train_test", "load_idx_dataset",
-    "canonical_name", "DATASET_NAMES", "describe_datasets", "normalize", "MNIST_MEAN", "MNIST_STD",
+    "canonical_name", "DATASET_NAMES", "describe_datasets", "download_dataset", "normalize", "MNIST_MEAN", "MNIST_STD",
     "DIGITS_TRAIN_SIZE", "MNIST_FALLBACK_TRAIN_SIZE",
     "multi_mnist", "multi_mnist_geometry", "resize_nearest", "logic_gate", "DataLoader",
     "read_idx", "read_idx_header", "write_idx", "parse_cifar_batch", "read_cifar_batches",
-    "DatasetNotFoundError", "DownloadError", "ChecksumError", "RemoteFile", "DatasetSpec", "SPECS",
+    "DatasetNotFoundError", "DownloadError", "ChecksumError", "CorruptDataError", "RemoteFile", "DatasetSpec",
+    "SPECS",
     "download_file", "get_cache_dir", "main",
 ]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .fetch import (CIFAR10, CIFAR10_ARCHIVE, DEFAULT_TIMEOUT, DatasetNotFoundError, DownloadError,
-                    downloads_enabled, fetch_file, get_cache_dir, not_found_message, search_dirs)
+from .fetch import (CIFAR10, CIFAR10_ARCHIVE, DEFAULT_TIMEOUT, DownloadError, downloads_enabled, fetch_file,
+                    get_cache_dir, not_found_error, search_dirs)
 
 __all__ = ["RECORD_BYTES", "parse_cifar_batch", "read_cifar_batches", "count_cifar_records", "find_cifar10",
            "ensure_cifar10", "BT709_LUMA"]
@@ -126,12 +126,10 @@ def ensure_cifar10(split: str, *, root=None, cache_dir=None, mirrors=None, downl
     wanted = f"{_FOLDER}/{{{', '.join(names)}}} or {CIFAR10_ARCHIVE.filename}"
     if not downloads_enabled(download):
         why = "download=False" if download is False else "NNLOCAL_OFFLINE is set"
-        raise DatasetNotFoundError(not_found_message(CIFAR10, split, searched, wanted,
-                                                     f"Downloading is disabled ({why})."))
+        raise not_found_error(CIFAR10, split, searched, wanted, f"Downloading is disabled ({why}).")
     mirrors = tuple(CIFAR10.mirrors if mirrors is None else ([mirrors] if isinstance(mirrors, str) else mirrors))
     target = get_cache_dir(cache_dir) / CIFAR10.name
     try:
         return fetch_file(CIFAR10_ARCHIVE, mirrors, target, timeout=timeout, progress=progress)
     except DownloadError as exc:
-        raise DatasetNotFoundError(not_found_message(CIFAR10, split, searched, wanted,
-                                                     f"Downloading into {target} failed:\n{exc}")) from exc
+        raise not_found_error(CIFAR10, split, searched, wanted, f"Downloading into {target} failed:\n{exc}") from exc

@@ -23,6 +23,7 @@ Fixed splits:
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import warnings
 from pathlib import Path
@@ -30,13 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from . import cifar
-from .fetch import (CIFAR10, DEFAULT_TIMEOUT, FASHION_MNIST, MNIST, ChecksumError, DatasetSpec, ensure_files,
-                    find_local, search_dirs, verify_file)
+from . import fetch
+from .fetch import (CIFAR10, DEFAULT_TIMEOUT, FASHION_MNIST, MNIST, ChecksumError, CorruptDataError, DatasetSpec,
+                    ensure_files, find_local, search_dirs, verify_file)
 from .idx import read_idx, read_idx_header
 
 __all__ = [
     "load_mnist", "load_fashion_mnist", "load_cifar10", "load_digits", "load_idx_dataset", "load_dataset",
-    "describe_datasets", "normalize", "DATASET_NAMES", "DIGITS_TRAIN_SIZE", "MNIST_FALLBACK_TRAIN_SIZE",
+    "describe_datasets", "download_dataset", "normalize", "DATASET_NAMES", "DIGITS_TRAIN_SIZE", "MNIST_FALLBACK_TRAIN_SIZE",
     "MNIST_MEAN", "MNIST_STD",
 ]
 
@@ -52,6 +54,19 @@ def _check_split(split: str, valid=_SPLITS) -> str:
     if split not in valid:
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(map(repr, valid))}")
     return split
+
+
+@contextlib.contextmanager
+def _damaged_files(spec: DatasetSpec):
+    """A file on disk that cannot be read becomes a :class:`CorruptDataError` saying what to do."""
+    try:
+        yield
+    except (CorruptDataError, ChecksumError):
+        raise
+    except ValueError as exc:
+        raise CorruptDataError(f"{exc}. The file is corrupt: delete it so that the next load downloads a verified "
+                               f"copy (`nnlocal datasets --download {spec.name}` does it now), or replace it with a "
+                               "good one (`python -m nnlocal.data --verify` checks the files found)") from exc
 
 
 # ----------------------------------------------------------------------------------------------
@@ -71,41 +86,23 @@ def load_idx_dataset(spec: DatasetSpec, split: str = "train", *, root=None, cach
     if verify:
         verify_file(img_path, img_file)
         verify_file(lbl_path, lbl_file)
-    images = _read_dataset_file(img_path)
-    labels = _read_dataset_file(lbl_path)
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"{img_path}: expected uint8 images of shape (N, H, W), got {images.dtype} {images.shape}"
-                         f"{_corrupt_advice(img_path)}")
-    if labels.ndim != 1 or labels.dtype != np.uint8:
-        raise ValueError(f"{lbl_path}: expected uint8 labels of shape (N,), got {labels.dtype} {labels.shape}"
-                         f"{_corrupt_advice(lbl_path)}")
-    if len(images) != len(labels):
-        raise ValueError(f"{img_path} holds {len(images)} images but {lbl_path} holds {len(labels)} labels: "
-                         "one of them is corrupt or from another split. Delete both so that the next load "
-                         "downloads verified copies, or replace them with good ones (`python -m nnlocal.data "
-                         "--verify` checks them against their checksums)")
-    if spec.num_classes is not None and labels.size and labels.max() >= spec.num_classes:
-        bad = int(np.argmax(labels >= spec.num_classes))
-        raise ValueError(f"{lbl_path}: label {labels[bad]} at index {bad} is outside 0..{spec.num_classes - 1} "
-                         f"({spec.title} has {spec.num_classes} classes){_corrupt_advice(lbl_path)}")
+    with _damaged_files(spec):
+        images = read_idx(img_path)
+        labels = read_idx(lbl_path)
+        if images.ndim != 3 or images.dtype != np.uint8:
+            raise ValueError(f"{img_path}: expected uint8 images of shape (N, H, W), got {images.dtype} {images.shape}")
+        if labels.ndim != 1 or labels.dtype != np.uint8:
+            raise ValueError(f"{lbl_path}: expected uint8 labels of shape (N,), got {labels.dtype} {labels.shape}")
+        if len(images) != len(labels):
+            raise ValueError(f"{img_path} holds {len(images)} images but {lbl_path} holds {len(labels)} labels: "
+                             "one of them is corrupt or from another split")
+        if spec.num_classes is not None and labels.size and labels.max() >= spec.num_classes:
+            bad = int(np.argmax(labels >= spec.num_classes))
+            raise ValueError(f"{lbl_path}: label {labels[bad]} at index {bad} is outside 0..{spec.num_classes - 1} "
+                             f"({spec.title} has {spec.num_classes} classes)")
     x = images.astype(np.float32)[:, None]
     x /= 255.0
     return x, labels.astype(np.int64)
-
-
-def _corrupt_advice(path) -> str:
-    """What to do about a corrupt dataset file (appended to the error that says what is wrong)."""
-    return (f". The file is corrupt: delete {path} so that the next load downloads a verified copy, or "
-            "replace it with a good one (`python -m nnlocal.data --verify` checks the files found against "
-            "their checksums)")
-
-
-def _read_dataset_file(path) -> np.ndarray:
-    """:func:`read_idx`, its ``ValueError`` (which names the file and what is wrong) saying what to do."""
-    try:
-        return read_idx(path)
-    except ValueError as exc:
-        raise ValueError(f"{exc}{_corrupt_advice(path)}") from exc
 
 
 def load_mnist(split: str = "train", *, root=None, cache_dir=None, mirrors=None, download: bool | None = None,
@@ -150,7 +147,8 @@ def load_cifar10(split: str = "train", grayscale: bool = False, *, root=None, ca
     src = cifar.ensure_cifar10(split, root=root, cache_dir=cache_dir, mirrors=mirrors, download=download,
                                timeout=timeout, progress=progress)
     names = [f.filename for f in CIFAR10.files(split)]
-    images, labels = cifar.read_cifar_batches(src, names)
+    with _damaged_files(CIFAR10):
+        images, labels = cifar.read_cifar_batches(src, names)
     if grayscale:
         w = np.asarray(cifar.BT709_LUMA, dtype=np.float32) / np.float32(255.0)
         x = w[0] * images[:, 0].astype(np.float32)
@@ -347,3 +345,42 @@ def describe_datasets(root=None, cache_dir=None, verify: bool = False) -> list[d
         rows += [_idx_row(spec, split, root, cache_dir, verify) for split in ("train", "test")]
     rows += [_cifar_row(split, root, cache_dir, verify) for split in ("train", "test")]
     return rows
+
+
+def _checked(path: Path, f, name: str) -> str:
+    try:
+        return _CHECK_NAMES[verify_file(path, f)]
+    except ChecksumError as exc:
+        raise CorruptDataError(f"{exc}. Delete {path} (or replace it with a good copy) and run "
+                               f"`nnlocal datasets --download {name}` again") from exc
+
+
+def download_dataset(name: str, *, cache_dir=None, mirrors=None, timeout: float = DEFAULT_TIMEOUT,
+                     progress: bool | None = True) -> list[str]:
+    """Fetch dataset ``name`` ("mnist", "fashion-mnist", "cifar10") into the cache through the
+    verified download, with a progress bar (``nnlocal datasets --download NAME``); files already found
+    in a searched folder are checked against their checksums instead. Returns one line per file.
+
+    Raises :class:`DatasetNotFoundError` when a download fails (its ``download_advice`` says where to
+    put the files by hand) and :class:`CorruptDataError` when a local copy fails its checksum.
+    """
+    key = canonical_name(name)
+    if key == "digits":
+        return ["digits: bundled with scikit-learn, nothing to download"]
+    key = "cifar10" if key == "cifar10-gray" else key
+    spec = fetch.SPECS[key]
+    io = dict(cache_dir=cache_dir, mirrors=mirrors, download=True, timeout=timeout, progress=progress)
+    lines = []
+    for split in spec.splits:
+        if key == "cifar10":
+            found = cifar.find_cifar10(split, cache_dir=cache_dir)
+            src = found or cifar.ensure_cifar10(split, **io)
+            check = "-" if Path(src).is_dir() else _checked(src, cifar.CIFAR10_ARCHIVE, key)
+            paths = {split: (src, check)}
+        else:
+            found = find_local(spec, split, cache_dir=cache_dir)
+            got = found or ensure_files(spec, split, **io)
+            paths = {f.filename: (got[f.filename], _checked(got[f.filename], f, key)) for f in spec.files(split)}
+        state = "found" if found else "downloaded"
+        lines += [f"{spec.name} {split}: {path} ({state}; checksum: {check})" for path, check in paths.values()]
+    return list(dict.fromkeys(lines))

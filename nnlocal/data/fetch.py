@@ -32,7 +32,7 @@ from pathlib import Path
 from .._files import atomic_write
 
 __all__ = [
-    "RemoteFile", "DatasetSpec", "DatasetNotFoundError", "DownloadError", "ChecksumError",
+    "RemoteFile", "DatasetSpec", "DatasetNotFoundError", "DownloadError", "ChecksumError", "CorruptDataError",
     "MNIST", "FASHION_MNIST", "CIFAR10", "SPECS",
     "get_cache_dir", "search_dirs", "find_local", "ensure_files", "download_file", "fetch_file",
     "file_md5", "verify_file", "downloads_enabled",
@@ -47,7 +47,10 @@ _CHUNK = 1 << 16
 # ----------------------------------------------------------------------------------------------
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset's files are not on disk and could not be downloaded. The message lists the folders
-    searched, why the download failed, and how to provide the files."""
+    searched, why the download failed, and how to provide the files; ``summary`` says it in one
+    line, ``download_advice`` in one line for ``nnlocal datasets --download``."""
+
+    summary = download_advice = ""
 
 
 class DownloadError(OSError):
@@ -56,6 +59,11 @@ class DownloadError(OSError):
 
 class ChecksumError(ValueError):
     """A file's content does not match its published checksum."""
+
+
+class CorruptDataError(ValueError):
+    """A dataset file on disk cannot be read (truncated, not the expected format); the message names
+    the file and says to delete it and fetch it again."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -378,6 +386,21 @@ def not_found_message(spec: DatasetSpec, split: str, searched, wanted: str, reas
     return "\n".join(lines)
 
 
+def not_found_error(spec: DatasetSpec, split: str, searched, wanted: str, reason: str) -> DatasetNotFoundError:
+    """:class:`DatasetNotFoundError` with the full :func:`not_found_message` and its one-line forms."""
+    exc = DatasetNotFoundError(not_found_message(spec, split, searched, wanted, reason))
+    why = " ".join(reason.split()).rstrip(".")
+    why = why if len(why) <= 240 else why[:237] + "..."
+    cache = next((d for d, label in searched if label in ("cache", "cache_dir=", "$NNLOCAL_CACHE")), None)
+    place = f"{cache}/ (or $NNLOCAL_DATA/{spec.name}/)"
+    exc.summary = (f"{spec.title} ({split} split) not found ({why}); run `nnlocal datasets --download {spec.name}` "
+                   f"or put {wanted} into {place}")
+    exc.download_advice = (f"could not download {spec.title} ({why}); put {wanted} into {place} by hand"
+                           + (f" (from {spec.mirrors[0]})" if spec.mirrors else "")
+                           + ", then `nnlocal datasets --verify` checks them")
+    return exc
+
+
 def ensure_files(spec: DatasetSpec, split: str, *, root=None, cache_dir=None, mirrors=None,
                  download: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
                  progress: bool | None = None) -> dict[str, Path]:
@@ -392,8 +415,7 @@ def ensure_files(spec: DatasetSpec, split: str, *, root=None, cache_dir=None, mi
     mirrors = tuple(spec.mirrors if mirrors is None else ([mirrors] if isinstance(mirrors, str) else mirrors))
     if not downloads_enabled(download):
         why = "download=False" if download is False else "NNLOCAL_OFFLINE is set"
-        raise DatasetNotFoundError(not_found_message(spec, split, searched, wanted,
-                                                     f"Downloading is disabled ({why})."))
+        raise not_found_error(spec, split, searched, wanted, f"Downloading is disabled ({why}).")
     target = get_cache_dir(cache_dir) / spec.name
     paths = {}
     try:
@@ -401,6 +423,5 @@ def ensure_files(spec: DatasetSpec, split: str, *, root=None, cache_dir=None, mi
             paths[f.filename] = _find_in(target, f) or fetch_file(f, mirrors, target, timeout=timeout,
                                                                   progress=progress)
     except DownloadError as exc:
-        raise DatasetNotFoundError(not_found_message(spec, split, searched, wanted,
-                                                     f"Downloading into {target} failed:\n{exc}")) from exc
+        raise not_found_error(spec, split, searched, wanted, f"Downloading into {target} failed:\n{exc}") from exc
     return paths

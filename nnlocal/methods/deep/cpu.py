@@ -12,7 +12,7 @@ and nudged phase in the same call.
 **The kernel pays only for small nets, so the functions choose by size.** The NumPy reference
 spends some 30-40 µs of interpreter time per Euler step whatever the size (shared by the S nets of
 a batch), and then one BLAS GEMM; the kernel has no per-step overhead, but its loop is slower than
-a GEMM. Measured (``python benchmarks/bench_deep.py --kernels``: one thread each, CPU time of the
+a GEMM. Measured (``python -m nnlocal.bench.bench_deep --kernels``: one thread each, CPU time of the
 calling thread, 3 clamped units, H = N - 3 free units, a nudged phase; Intel Xeon with AVX-512,
 2 cores, shared, load average 11-12), reference time / kernel time:
 

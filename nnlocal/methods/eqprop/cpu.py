@@ -12,7 +12,7 @@ Two ways to run :func:`~nnlocal.methods.eqprop.reference.ep_relax` fast, each pa
 
 :func:`ep_relax` chooses between them by size with :func:`ep_kernel_for` - the one place where that
 rule lives (``EPNet(kernel="auto")`` asks it). The measured table is in ``docs/eqprop.md``
-(``python benchmarks/bench_eqprop.py --kernels``).
+(``python -m nnlocal.bench.bench_eqprop --kernels``).
 
 :func:`ep_update` is the learning rule with W_0's update as one in-place BLAS gemm (no temporary).
 

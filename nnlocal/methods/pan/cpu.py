@@ -2,7 +2,7 @@ r"""Numba twins of :mod:`nnlocal.methods.pan.reference` (selected by ``nnlocal.k
 
 Same functions, same signatures, same results. A kernel is kept only where it beats its NumPy
 reference at every size PAN uses (400→120 and 120→84 for MNIST, 64→120 for the 8×8 digits,
-576→120 for CIFAR-10; batches 8 and 64; one thread; ``benchmarks/bench_pan.py kernels`` and the
+576→120 for CIFAR-10; batches 8 and 64; one thread; ``python -m nnlocal.bench.bench_pan --kernels`` and the
 table in ``docs/pan.md``):
 
 * :func:`pan_batch_gate` is **the reference**: BLAS ``sgemv`` plus the threshold was faster than a

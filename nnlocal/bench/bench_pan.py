@@ -15,7 +15,7 @@ through ``torch.from_numpy``).
 * ``tron_epoch``: Tron training (SGD lr 0.003, batch 64, NLL) over 60,000 random 28×28 images, a
   full MNIST-size epoch of 938 steps, or 10 steps (640 images) with ``quick``. Goal: ratio <= 1.0.
   A full epoch takes minutes on the torch side: ``nnlocal bench pan --repeat 1``.
-* ``kernel_cases()`` (``python -m benchmarks.bench_pan --kernels``): every Numba kernel of
+* ``kernel_cases()`` (``python -m nnlocal.bench.bench_pan --kernels``): every Numba kernel of
   ``nnlocal/methods/pan/cpu.py`` against its NumPy reference, at the sizes PAN uses (400→120 and
   120→84 for MNIST, 64→120 for the 8×8 digits; B = 64, and B = 500 for the per-sample kernels as
   in the demo's per-sample evaluation), plus the removed fused Numba batch gate against BLAS:
@@ -29,7 +29,7 @@ import time
 import numpy as np
 from numba import njit
 
-from benchmarks.common import Case
+from nnlocal.bench.common import Case
 from nnlocal import nn, optim
 from nnlocal.methods import pan
 from nnlocal.methods.pan import cpu, reference
@@ -254,10 +254,10 @@ def cases(quick: bool = False) -> list[Case]:
     return _layer_cases() + _tron_cases(quick)
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_pan [--quick] [--repeat N] [--kernels]: every column
+if __name__ == "__main__":  # python -m nnlocal.bench.bench_pan [--quick] [--repeat N] [--kernels]: every column
     import argparse
 
-    from benchmarks.common import pin_one_thread, run_case
+    from nnlocal.bench.common import pin_one_thread, run_case
     from nnlocal.report import machine_summary, print_table
 
     parser = argparse.ArgumentParser(description="PAN benchmarks with every column (gemv_ms)")

@@ -1,7 +1,7 @@
 """CPU vs GPU time of every CUDA kernel at realistic sizes (needs an NVIDIA GPU).
 
-    python benchmarks/gpu.py                 # full sizes, prints one table
-    python benchmarks/gpu.py --repeat 10     # more timed runs per cell (median reported)
+    python -m nnlocal.bench.gpu                 # full sizes, prints one table
+    python -m nnlocal.bench.gpu --repeat 10     # more timed runs per cell (median reported)
 
 Not a ``bench_*.py`` file on purpose: ``nnlocal bench`` runs on CPU-only machines and does not
 pick this one up. Without a usable GPU the script exits with a message (status 1). ``--quick
@@ -26,14 +26,10 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from common import pin_one_thread  # noqa: E402
+from nnlocal.bench.common import pin_one_thread
 
 
 def _median_ms(fn, repeat, sync=None):
@@ -187,24 +183,26 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from nnlocal.kernels import check_device, cuda_available
+    from nnlocal.report import machine_summary
 
     simulated = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
     if simulated and not (args.allow_simulator and args.quick):
-        raise SystemExit("benchmarks/gpu.py: NUMBA_ENABLE_CUDASIM=1 is set - the simulator is not a GPU, so there "
+        raise SystemExit("nnlocal.bench.gpu: NUMBA_ENABLE_CUDASIM=1 is set - the simulator is not a GPU, so there "
                          "is nothing to time. Unset it and run on a machine with an NVIDIA GPU (or pass "
                          "--quick --allow-simulator to smoke-test this script).")
     if not cuda_available():
         try:
-            check_device("cuda", "benchmarks/gpu.py")
+            check_device("cuda", "nnlocal.bench.gpu")
         except RuntimeError as exc:
-            raise SystemExit(f"benchmarks/gpu.py: no usable GPU, nothing to time.\n{exc}") from None
+            raise SystemExit(f"nnlocal.bench.gpu: no usable GPU, nothing to time.\n{exc}") from None
     pin_one_thread()
     gpu, cpu = _merged("cuda"), _merged("cpu")
     from numba import cuda
 
     name = "CUDA simulator" if simulated else cuda.get_current_device().name
     name = name.decode() if isinstance(name, bytes) else name
-    print(f"GPU: {name}; CPU side: one thread. Median of {args.repeat} runs, milliseconds.\n")
+    print(f"GPU: {name}; CPU side: one thread. Median of {args.repeat} runs, milliseconds.")
+    print(f"machine: {machine_summary(torch=False)}\n")
     header = f"{'kernel':<30} {'size':<36} {'cpu':>9} {'gpu':>9} {'gpu resident':>13} {'speedup':>16}"
     print(header)
     print("-" * len(header))

@@ -3,7 +3,7 @@ relaxation against a plain-NumPy version of the notebook's loop and a torch-eage
 
 The per-epoch work is fixed (T1 + T2 Euler steps and one update), so a run of E epochs costs E times
 one epoch; the cases time ``EPOCHS`` epochs (20, or 4 with ``quick``) and the ratio is the same as for
-the 200-epoch run of the goal. ``python benchmarks/bench_deep.py [--quick] [--full-run]`` prints the
+the 200-epoch run of the goal. ``python -m nnlocal.bench.bench_deep [--quick] [--full-run]`` prints the
 table; ``--full-run`` also times one complete 200-epoch run on each side once.
 
 Goals (issue #6): nnlocal ≥ 50× faster than NumPy (ratio ≤ 0.02), ≥ 20× faster than torch (≤ 0.05).
@@ -19,13 +19,9 @@ Two more tables:
 """
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import Case, pin_one_thread, run_case  # noqa: E402
+from nnlocal.bench.common import Case, pin_one_thread, run_case
 
 HP = dict(T1=1000, T2=1000, dt=0.05, beta=10.0, dt_W=100.0)
 

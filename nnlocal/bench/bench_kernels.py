@@ -1,6 +1,6 @@
 """Every Numba kernel against its NumPy reference, on the same arrays, one thread each.
 
-``nnlocal bench kernels`` (or ``python benchmarks/bench_kernels.py [--quick]``) times each function
+``nnlocal bench kernels`` (or ``python -m nnlocal.bench.bench_kernels [--quick]``) times each function
 of every ``cpu.py`` in nnlocal (``nnlocal/methods/<method>/cpu.py``, ``nnlocal/kernels/conv/cpu.py``)
 against the function of the same name in the ``reference.py`` beside it, at the sizes the methods
 use (three or more per kernel), and prints ``ratio = kernel time / reference time``: below 1 the
@@ -14,15 +14,13 @@ escapes the benchmark. Needs no torch.
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 import sys
 from functools import partial
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import Case  # noqa: E402
+from nnlocal.bench.common import Case
 
 F32, F64 = np.float32, np.float64
 DEEP, EP, PAN, BUTD, CONV = ("nnlocal.methods.deep", "nnlocal.methods.eqprop", "nnlocal.methods.pan",
@@ -114,7 +112,7 @@ def _deep_relax(quick, asym=False):
 
 def _ep_sizes(quick):
     """bench_eqprop's sizes: (layer sizes, batch, steps, where EP uses them)."""
-    from benchmarks.bench_eqprop import KERNEL_SIZES
+    from nnlocal.bench.bench_eqprop import KERNEL_SIZES
 
     return KERNEL_SIZES[:3] if quick else KERNEL_SIZES
 
@@ -166,7 +164,7 @@ PAN_B = 64
 
 def _pan(name):
     """The PAN kernels at the tron layers' sizes, float32, B = 64, with ``bench_pan``'s arguments."""
-    from benchmarks.bench_pan import _kernel_args
+    from nnlocal.bench.bench_pan import _kernel_args
 
     suffix = "" if name == "pan_add_outer" else f" B={PAN_B}"
     def make(n, m):
@@ -271,11 +269,7 @@ def cases(quick: bool = False):
                        baseline_name="numpy reference", goal="ratio < 1")
 
 
-if __name__ == "__main__":
-    from nnlocal.bench import COLUMNS, run_benchmarks
-    from nnlocal.report import format_table, machine_summary
+if __name__ == "__main__":   # python -m nnlocal.bench.bench_kernels [--quick]
+    from nnlocal.bench import print_results, run_benchmarks
 
-    here = os.path.dirname(os.path.abspath(__file__))
-    rows = run_benchmarks(["kernels"], quick="--quick" in sys.argv, bench_dir=here)
-    print(f"machine: {machine_summary()}")
-    print(format_table(rows, COLUMNS))
+    print_results(run_benchmarks(["kernels"], quick="--quick" in sys.argv))

@@ -15,18 +15,14 @@ batches of 20 and 100, evaluation batches of 297/1000): ``ratio`` = kernel time 
 < 1 means the kernel pays. ``cpu.ep_kernel_for`` serves each size with a kernel that pays there.
 
 Goals (issue #6): ≥ 2× faster than torch eager (ratio ≤ 0.5); ≥ 50 % of the one-core GEMM roofline.
-``python benchmarks/bench_eqprop.py [--quick] [--kernels]``.
+``python -m nnlocal.bench.bench_eqprop [--quick] [--kernels]``.
 """
 from __future__ import annotations
 
-import os
-import sys
-
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.common import Case, pin_one_thread, run_case  # noqa: E402
-import nnlocal.methods.eqprop.cpu  # noqa: E402,F401  (loads scipy's BLAS before pin_one_thread pins it)
+from nnlocal.bench.common import Case, pin_one_thread, run_case
+import nnlocal.methods.eqprop.cpu  # noqa: F401  (loads scipy's BLAS before pin_one_thread pins it)
 
 B, N_IN, N_H, N_OUT = 20, 784, 500, 10
 N_FREE, N_NUDGED, EPS, BETA, LRS = 20, 4, 0.5, 0.5, (0.1, 0.05)

@@ -15,7 +15,7 @@ steps), or 6,000 with ``quick``.
 
 Goal: ratio = nnlocal / torch <= 1.0.
 
-``python -m benchmarks.bench_butd --kernels`` (:func:`kernel_cases`) times the Numba GaLU
+``python -m nnlocal.bench.bench_butd --kernels`` (:func:`kernel_cases`) times the Numba GaLU
 (``cpu.galu``) against its NumPy reference (``reference.galu``) on the same float32 arrays (random
 values and gates) at the sizes BU-TD gates: the FC net's hidden layer (20, 500), the simple net's
 first conv map on Multi-MNIST (64, 32, 24, 24) and a ResNet-18 stage-1 map on CIFAR-10
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.common import Case
+from nnlocal.bench.common import Case
 from nnlocal import optim
 from nnlocal.methods import butd
 from nnlocal.methods.butd import cpu, reference
@@ -112,10 +112,10 @@ def cases(quick: bool = False) -> list[Case]:
     ]
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_butd [--quick] [--repeat N] [--kernels]
+if __name__ == "__main__":  # python -m nnlocal.bench.bench_butd [--quick] [--repeat N] [--kernels]
     import argparse
 
-    from benchmarks.common import pin_one_thread, run_case
+    from nnlocal.bench.common import pin_one_thread, run_case
     from nnlocal.report import machine_summary, print_table
 
     parser = argparse.ArgumentParser(description="BU-TD benchmarks (one thread each side)")

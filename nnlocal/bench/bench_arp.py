@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.common import Case
+from nnlocal.bench.common import Case
 from nnlocal import nn, optim
 from nnlocal.methods import arp
 

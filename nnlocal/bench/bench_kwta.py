@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from benchmarks.common import Case
+from nnlocal.bench.common import Case
 from nnlocal import optim
 from nnlocal.methods import kwta
 

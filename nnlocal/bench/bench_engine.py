@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.common import Case
+from nnlocal.bench.common import Case
 from nnlocal import nn, optim
 
 BATCH, LR = 64, 0.01
@@ -136,8 +136,8 @@ def cases(quick: bool = False) -> list[Case]:
     return out
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_engine
-    from benchmarks.common import pin_one_thread, run_case
+if __name__ == "__main__":  # python -m nnlocal.bench.bench_engine
+    from nnlocal.bench.common import pin_one_thread, run_case
 
     pin_one_thread()
     for case in cases():

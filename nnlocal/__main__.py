@@ -1,0 +1,6 @@
+"""``python -m nnlocal``: the ``nnlocal`` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
