@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--verify", action="store_true", help="also check the files found against their checksums")
     data.set_defaults(func=_cmd_datasets)
 
-    add_sweep_parser(sub)
+    add_sweep_parser(sub, defaults)
     return parser
 
 

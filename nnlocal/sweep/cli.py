@@ -1,37 +1,32 @@
 """``nnlocal sweep run | status | report``: the sweep commands of the ``nnlocal`` CLI.
 
-Every error is one line, ``nnlocal: error: ...``, exit status 2 (a traceback only with
-``--debug``); without the optional extra (dask) every sweep command says what to install.
+Errors follow the ``nnlocal`` command's convention (one line, exit status 2 for a usage error, a
+traceback only with ``--debug``); without the optional extra (dask) every sweep command says what to
+install.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 SWEEP_NEEDS_DASK = 'nnlocal sweep needs dask: pip install "nnlocal[sweep]"'
 
 
-def _error(message: str) -> int:
-    """Print the CLI's one-line error and return the usage-error exit status."""
-    print("nnlocal: error: " + " ".join(str(message).split()), file=sys.stderr)
-    return 2
-
-
 def _cmd_sweep(args) -> int:
-    """Dispatch ``nnlocal sweep ...``: check the extra, turn errors into one line (traceback with --debug)."""
+    """Dispatch ``nnlocal sweep ...``: check the extra; a sweep error is a usage error (the ``nnlocal``
+    command prints it as one line, exit status 2; ``--debug`` adds the traceback)."""
+    from ..cli import UsageError
+
     try:
         import dask.distributed  # noqa: F401  (the optional extra nnlocal[sweep])
     except ImportError:
-        return _error(SWEEP_NEEDS_DASK)
+        raise UsageError(SWEEP_NEEDS_DASK) from None
     from . import SweepError
 
     try:
         return args.sweep_func(args)
     except SweepError as exc:
-        if args.debug:
-            raise
-        return _error(exc)
+        raise UsageError(" ".join(str(exc).split())) from exc
     except BrokenPipeError:   # e.g. `nnlocal sweep run --list | head`: the reader has gone, that is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -39,12 +34,6 @@ def _cmd_sweep(args) -> int:
         print("nnlocal: interrupted; the finished trials are stored, rerun the same command to resume",
               file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug or an environment problem: one line unless --debug
-        if args.debug:
-            raise
-        print(f"nnlocal: error: {type(exc).__name__}: {' '.join(str(exc).split())} (rerun with --debug for the "
-              "traceback)", file=sys.stderr)
-        return 1
 
 
 def _format_trials(trials) -> str:
@@ -112,17 +101,17 @@ def _cmd_sweep_report(args) -> int:
     return 0
 
 
-def add_sweep_parser(sub) -> None:
-    """Add ``sweep`` and its subcommands to the ``nnlocal`` subparsers ``sub``."""
-    debug = argparse.ArgumentParser(add_help=False)
-    debug.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    sweep = sub.add_parser("sweep", help="seeds x hyper-parameter grids on Dask, results in SQLite (nnlocal[sweep])",
+def add_sweep_parser(sub, formatter_class=None) -> None:
+    """Add ``sweep`` and its subcommands to the ``nnlocal`` subparsers ``sub`` (``formatter_class``: the
+    ``nnlocal`` command's help formatter)."""
+    fmt = {} if formatter_class is None else {"formatter_class": formatter_class}
+    sweep = sub.add_parser("sweep", **fmt, help="seeds x hyper-parameter grids on Dask, results in SQLite (nnlocal[sweep])",
                            description="Run, follow and report sweeps: every combination of a grid, for every "
                                        "seed, on a Dask cluster; every result in an SQLite store. See docs/sweeps.md.")
     sweep.set_defaults(func=_cmd_sweep)
-    cmds = sweep.add_subparsers(dest="sweep_command", required=True)
+    cmds = sweep.add_subparsers(dest="sweep_command", required=True, help="what to do")
 
-    run = cmds.add_parser("run", parents=[debug], help="run (or resume) the sweep of a TOML spec",
+    run = cmds.add_parser("run", **fmt, help="run (or resume) the sweep of a TOML spec",
                           description="Run every trial of SPEC not yet done in the store. Rerunning resumes: done "
                                       "trials are skipped, failed ones run again.")
     run.add_argument("spec", nargs="?", help="the sweep spec (TOML)")
@@ -139,11 +128,11 @@ def add_sweep_parser(sub) -> None:
                      help="with --list: also import MODULE, which registers more trials")
     run.set_defaults(sweep_func=_cmd_sweep_run)
 
-    status = cmds.add_parser("status", parents=[debug], help="done, failed and pending trials per sweep")
+    status = cmds.add_parser("status", **fmt, help="done, failed and pending trials per sweep")
     status.add_argument("store", help="SQLite results file")
     status.set_defaults(sweep_func=_cmd_sweep_status)
 
-    report = cmds.add_parser("report", parents=[debug], help="per-cell Markdown/CSV tables and figures",
+    report = cmds.add_parser("report", **fmt, help="per-cell Markdown/CSV tables and figures",
                              description="Per grid cell: success rates with Wilson 95 %% intervals (boolean "
                                          "metrics), mean ± std, median and IQR (numeric ones); a heat-map over two "
                                          "grid axes and per-cell bars with intervals; index.md with captions.")
