@@ -33,12 +33,13 @@ uploads).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
 
 __all__ = ["IMPLEMENTATIONS", "DEVICES", "use", "current", "implementation", "check_device", "cuda_available",
-           "add_argument"]
+           "add_argument", "limit_threads"]
 
 #: the accepted implementation names of :func:`use` and ``NNLOCAL_KERNELS``
 IMPLEMENTATIONS = ("numpy", "numba")
@@ -88,6 +89,29 @@ class use:
 
     def __repr__(self) -> str:
         return f"nnlocal.kernels.use({self.name!r})"
+
+
+@contextlib.contextmanager
+def limit_threads(threads: int = 1):
+    """Limit Numba and every BLAS/OpenMP library (threadpoolctl) to ``threads`` threads inside the block.
+
+    The tour and the sweep workers run under it: their matrices are small, and on a busy machine
+    more threads only fight over the cores. Numba's setting belongs to the calling thread and is
+    made first: it may load an OpenMP runtime, which threadpoolctl then limits too. Importing
+    numba compiles nothing, so this is safe under ``use("numpy")``.
+    """
+    from threadpoolctl import threadpool_limits
+
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"nnlocal.kernels.limit_threads: threads must be a positive int, got {threads!r}")
+    numba = importlib.import_module("numba")
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        numba.set_num_threads(before)
 
 
 def add_argument(parser) -> None:

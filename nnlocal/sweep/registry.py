@@ -164,18 +164,12 @@ def list_trials(imports=()) -> list[Trial]:
 def single_threaded():
     """Pin Numba and BLAS/OpenMP (threadpoolctl) to one thread for the duration: a sweep's
     parallelism is one trial per worker process, and nested thread pools would only fight over the
-    cores. Numba's setting is per thread, so it is made here, in the thread that runs the trial,
-    and first: it may load an OpenMP runtime, which threadpoolctl then limits too."""
-    from threadpoolctl import threadpool_limits
+    cores. Numba's setting is per thread, so it is made here, in the thread that runs the trial
+    (:func:`nnlocal.kernels.limit_threads`)."""
+    from ..kernels import limit_threads
 
-    numba = importlib.import_module("numba")
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        numba.set_num_threads(before)
+    with limit_threads(1):
+        yield
 
 
 def _clean_metrics(trial: str, metrics) -> dict:
