@@ -3,7 +3,9 @@
 * :func:`format_table` / :func:`print_table` render a list of dict rows as an aligned text table
   (also valid Markdown).
 * :func:`save_figure` writes a matplotlib figure as PNG (Agg backend, no display needed) and closes it.
-* :func:`write_index` writes ``index.md`` in an output folder linking every figure.
+* :func:`write_index` writes ``index.md`` in an output folder: the tables, then every figure with a
+  one-sentence caption saying what to look at.
+* :func:`format_seconds` writes a duration readably at any size (0.043 s, 12.3 s, 2 min 05 s).
 * :func:`machine_info` / :func:`machine_summary` say which machine and libraries produced a number
   (every printed benchmark table and the tour's footer name them).
 """
@@ -18,8 +20,8 @@ from pathlib import Path
 
 from ._files import atomic_write
 
-__all__ = ["format_table", "print_table", "save_figure", "write_index", "new_figure", "machine_info",
-           "machine_summary"]
+__all__ = ["format_table", "print_table", "save_figure", "write_index", "new_figure", "format_seconds",
+           "machine_info", "machine_summary"]
 
 
 def _fmt(v) -> str:
@@ -82,19 +84,39 @@ def save_figure(fig, out_dir, name: str) -> Path:
     return path
 
 
-def write_index(out_dir, figures, tables: dict[str, str] | None = None, title: str = "nnlocal results") -> Path:
-    """Write ``out_dir/index.md``: the tables, then every figure as an image link."""
+def write_index(out_dir, figures, tables: dict[str, str] | None = None, title: str = "nnlocal results",
+                captions: dict[str, str] | None = None, footer: str | None = None) -> Path:
+    """Write ``out_dir/index.md``: the tables, then every figure as an image link under its caption.
+
+    ``captions`` maps a figure's name (its file name without ``.png``) to one or two sentences on
+    what to look at; ``footer`` (e.g. the machine line) closes the page.
+    """
     out_dir = Path(out_dir)
+    captions = captions or {}
     lines = [f"# {title}", ""]
     for heading, table in (tables or {}).items():
         lines += [f"## {heading}", "", table, ""]
     lines += ["## Figures", ""]
     for fig in figures:
-        rel = os.path.relpath(fig, out_dir)
-        lines += [f"### {Path(fig).stem}", "", f"![{Path(fig).stem}]({rel})", ""]
+        name, rel = Path(fig).stem, os.path.relpath(fig, out_dir)
+        lines += [f"### {name}", ""] + ([captions[name], ""] if captions.get(name) else [])
+        lines += [f"![{name}]({rel})", ""]
+    if footer:
+        lines += ["---", "", footer, ""]
     path = out_dir / "index.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration for people: ``0.043 s``, ``0.31 s``, ``12.3 s``, ``2 min 05 s`` (two significant digits
+    below a second, so a fast run never reads ``0 s``)."""
+    if seconds < 0.995:
+        return f"{seconds:.2g} s"
+    if seconds < 59.95:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
 
 
 #: (cpuinfo flag, name) of the vector extensions, widest first: the first one present is named
