@@ -21,13 +21,14 @@ def task_masks(net: TaskBUTDNet, tasks=None) -> dict[str, np.ndarray]:
 
 
 def mask_stats(masks: dict[str, np.ndarray]) -> list[dict]:
-    """Per gated unit: size, active % per task, and the mean pairwise binary-cosine overlap
+    """Per gated unit (``unit``: its name in the core, e.g. ``"0"`` for the first layer), its number of
+    ``neurons``, the active % per task, and the mean pairwise binary-cosine overlap
     |A ∧ B| / √(|A|·|B|) between tasks' masks (1 = the same sub-network, 0 = disjoint)."""
     rows = []
     for name, m in masks.items():
         flat = m.reshape(len(m), -1).astype(np.float64)
         counts = flat.sum(axis=1)
-        row = {"unit": name, "units": flat.shape[1]}
+        row = {"unit": name, "neurons": flat.shape[1]}
         for k, c in enumerate(counts):
             row[f"task {k} active %"] = float(100.0 * c / flat.shape[1])
         inter = flat @ flat.T
