@@ -100,7 +100,7 @@ def test_tour_runs_its_parts_under_the_chosen_kernels_and_restores_the_switch(tm
 
     seen = []
 
-    def run(quick, out_dir, seed=0):
+    def run(quick, out_dir, seed=0, progress=None):
         seen.append(kernels.current())
         return [Row("FAKE", "probe", "kernels", kernels.current())], []
 
