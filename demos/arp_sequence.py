@@ -33,6 +33,9 @@ from nnlocal.methods import arp
 from nnlocal.report import new_figure, print_table, save_figure, write_index
 
 CELLS = {"LSTM": nn.LSTM, "AutoRotLSTM": arp.AutoRotLSTM, "GRU": nn.GRU, "AutoRotGRU": arp.AutoRotGRU}
+CAPTIONS = {"arp_sequence_curves": "Test accuracy per epoch of each recurrent cell reading the images row by row "
+                                   "(mean ± std band over seeds): solid AutoRot cells against their dashed classic "
+                                   "twins."}
 
 
 def parse_args(argv=None):
@@ -143,7 +146,7 @@ def main(argv=None):
     table = print_table(rows, title=title)
 
     epochs = np.arange(1, args.epochs + 1)
-    fig, ax = new_figure(figsize=(7, 4))
+    fig, ax = new_figure(figsize=(8.5, 4))
     for kind, color in zip(kinds, ["C0", "C3", "C2", "C1"]):
         curves = 100 * np.array([r["test_acc"] for r in runs[kind]])
         ls = "-" if kind.startswith("AutoRot") else "--"
@@ -153,11 +156,11 @@ def main(argv=None):
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy %")
     ax.set_title(title, fontsize=8)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))   # beside the curves
     figures = [save_figure(fig, out, "arp_sequence_curves")]
     (out / "results.md").write_text(f"{title}\n\n{table}\n")
     (out / "history.json").write_text(json.dumps({"args": vars(args), "runs": runs}, indent=1, default=float))
-    write_index(out, figures, {"Results": table}, title=f"ARP recurrent demo: {args.dataset}")
+    write_index(out, figures, {"Results": table}, title=f"ARP recurrent demo: {args.dataset}", captions=CAPTIONS)
     print(f"\nfigures: {out}/index.md")
     return rows, runs
 

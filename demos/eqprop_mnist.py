@@ -33,7 +33,19 @@ from tqdm.auto import tqdm
 from nnlocal import kernels
 from nnlocal.cli import HelpFormatter, run
 from nnlocal.methods.eqprop import SCELLIER_NET1, EPNet
-from nnlocal.report import new_figure, print_table, save_figure, write_index
+from nnlocal.report import format_seconds, new_figure, print_table, save_figure, write_index
+
+CAPTIONS = {
+    "error_curves": "Training error (end of the free phase, persistent particles) and test error (free phase "
+                    "from zero) after each epoch: the gap between the two curves is how much the test-time "
+                    "relaxation from zero loses against the persistent one.",
+    "relaxation": "How the trained network settles on 200 test images: the summed squared state change per free "
+                  "step from zero, on a log scale (values below 1e-30 drawn at 1e-30); a straight falling line "
+                  "means geometric convergence, a plateau means the step budget is too short.",
+    "input_weights": "The input weights of the first hidden units as images, each scaled to its own largest |w| "
+                     "(red positive, blue negative): smooth stroke-like patterns are learned features, speckle is "
+                     "still close to the random start.",
+}
 
 
 def parse_args(argv=None):
@@ -117,7 +129,9 @@ def main(argv=None):
                "seconds_total": round(total, 1), "seconds_per_epoch_training": float(np.mean(hist["epoch_time"])),
                "batches_per_epoch": n_batches, "notes": notes, "args": vars(args)}
     print(f"final test error {rows[-1]['test_error_%']:.2f} % (best {best:.2f} %), "
-          f"{summary['seconds_per_epoch_training']:.1f} s per training epoch, {total:.0f} s in all")
+          f"{format_seconds(summary['seconds_per_epoch_training'])} per training epoch, {format_seconds(total)} in all")
+
+    from matplotlib.ticker import MaxNLocator
 
     figures = []
     fig, ax = new_figure(figsize=(6, 3.6))
@@ -125,6 +139,7 @@ def main(argv=None):
     ax.plot(ep, hist["train_error"], "o-", label="train (end of free phase, persistent)")
     ax.plot(ep, hist["test_error"], "s-", label=f"test ({args.eval_steps} free steps from 0)")
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("error %")
     ax.set_title(f"EP {'-'.join(map(str, sizes))} on {args.dataset}", fontsize=9)
     ax.legend(fontsize=8)
@@ -155,7 +170,8 @@ def main(argv=None):
         figures.append(save_figure(fig, out, "input_weights"))
 
     (out / "results.json").write_text(json.dumps({"summary": summary, "per_epoch": rows}, indent=1, default=float))
-    write_index(out, figures, {"Per epoch": table}, title=f"Equilibrium propagation on {args.dataset}")
+    write_index(out, figures, {"Per epoch": table}, title=f"Equilibrium propagation on {args.dataset}",
+                captions=CAPTIONS)
     return summary
 
 

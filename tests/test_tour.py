@@ -4,10 +4,12 @@ The quick tour runs once per test session here (module-scoped fixture): what it 
 index.md with a caption per figure, the figures themselves read back, and the time of each part.
 """
 import contextlib
+import importlib.util
 import io
 import re
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -155,8 +157,8 @@ def test_butd_layer_names_say_which_layer_each_index_is():
     core = butd.simple_core((1, 8, 8), channels=4, kernel_size=3, padding=1, pools=((2, 2), (2, 2)), rng=0)
     assert list(layer_names(core).values()) == ["0: conv1", "1: pool1", "2: conv2", "3: pool2", "5: fc1"]
     stats = butd.mask_stats(butd.task_masks(butd.TaskBUTDNet(core, 10, n_tasks=2, rng=1)))
-    assert [r["layer"] for r in stats] == ["0", "1", "2", "3", "5"]
-    assert "unit" not in stats[0] and stats[-1]["neurons"] == 50
+    assert [r["unit"] for r in stats] == ["0", "1", "2", "3", "5"]
+    assert "units" not in stats[0] and stats[-1]["neurons"] == 50
 
 
 def test_format_seconds_never_prints_a_bare_zero_for_a_fast_run():
@@ -173,3 +175,21 @@ def test_write_index_puts_each_caption_under_its_figure_and_the_footer_last(tmp_
     assert "Look at a." not in text.split("### b")[1]
     assert text.rstrip().endswith("machine: here")
     assert text.count("machine: here") == 1
+
+
+# The demos' figures: every figure a demo saves has a caption in the CAPTIONS it passes to write_index
+# (butd_multitask.py is left out until it gets its captions; it is being reworked for the reproductions).
+DEMOS = sorted(p for p in (Path(__file__).resolve().parents[1] / "demos").glob("*.py") if p.stem != "butd_multitask")
+
+
+@pytest.mark.parametrize("demo", DEMOS, ids=[d.stem for d in DEMOS])
+def test_every_demo_figure_has_a_caption(demo):
+    source = demo.read_text()
+    names = re.findall(r'save_figure\(fig, \w+, "([^"]+)"\)', source)
+    assert names, f"{demo.name}: no save_figure call found"
+    spec = importlib.util.spec_from_file_location(f"_demo_{demo.stem}", demo)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)          # defines CAPTIONS; main() runs only as a script
+    missing = [n for n in names if len(module.CAPTIONS.get(n, "").split()) < 8]
+    assert not missing, f"{demo.name}: no caption for {missing}"
+    assert "captions=CAPTIONS" in source

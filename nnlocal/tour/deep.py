@@ -77,36 +77,47 @@ def run(quick: bool, out_dir: Path, seed: int = 0, progress=None) -> tuple[list[
                             f"asymmetric EP, same seeds (median final MSE {asym_mse:.3f})", original, _describe(name)))
         else:
             rows.append(Row("DEEP", task, "solved seeds (95 % CI)", cell, original=original, details=_describe(name)))
-    return rows, [_figure(results, epochs, out_dir)]
+    fig = mse_figure(results, [list(results)], "DEEP, DEEP one-hot and asymmetric EP on logic gates: median and "
+                                               "25-75 % of the solved and the unsolved seeds")
+    return rows, [save_figure(fig, out_dir, "deep_logic_mse")]
 
 
-def _figure(results, epochs: int, out_dir: Path) -> Path:
-    fig, axes = new_figure(1, len(results), figsize=(3.0 * len(results), 3.7), sharey=True, squeeze=False)
-    ep = np.arange(1, epochs + 1)
-    for ax, ((name, gate), (hists, solved)) in zip(axes[0], results.items()):
+def mse_figure(results: dict, grid: list[list], title: str):
+    """The free-phase MSE per epoch, one panel per ``(model, gate)`` key of ``results`` (values:
+    ``(histories, solved flags)``), laid out as ``grid`` (rows of keys). In each panel the seeds are
+    split into solved (green, dashed, drawn last) and not solved (grey): median and 25-75 % band of
+    each group, the counts in a legend below the axes. Returns the figure.
+    """
+    n_rows, n_cols = len(grid), max(len(row) for row in grid)
+    fig, axes = new_figure(n_rows, n_cols, figsize=(3.0 * n_cols, 3.5 * n_rows), sharey=True, squeeze=False)
+    for ax, key in zip(axes.ravel(), [key for row in grid for key in row]):
+        hists, solved = results[key]
         mse = np.maximum(np.asarray([h["mse"] for h in hists], dtype=float), MSE_FLOOR)  # NaN stays NaN
-        solved = np.asarray(solved)
-        n = len(solved)
+        solved = np.asarray(solved, dtype=bool)
+        ep = np.arange(1, mse.shape[1] + 1)
         # the solved group last and dashed: where both groups have the same MSE (asymmetric EP), both show
         for mask, color, style, what in ((~solved, "0.45", "-", "not solved"), (solved, "tab:green", "--", "solved")):
-            label = f"{what}: {int(mask.sum())}/{n}"
+            label = f"{what}: {int(mask.sum())}/{len(solved)}"
             if not mask.any():
                 ax.plot([], [], style, color=color, label=label)
                 continue
-            group = mse[mask]
-            ax.plot(ep, np.nanmedian(group, axis=0), style, color=color, lw=1.6, label=label)
-            ax.fill_between(ep, np.nanquantile(group, 0.25, axis=0), np.nanquantile(group, 0.75, axis=0),
-                            color=color, alpha=0.2, linewidth=0)
+            with np.errstate(all="ignore"):
+                med = np.nanmedian(mse[mask], axis=0)
+                lo, hi = np.nanquantile(mse[mask], 0.25, axis=0), np.nanquantile(mse[mask], 0.75, axis=0)
+            ax.plot(ep, med, style, color=color, lw=1.6, label=label)
+            ax.fill_between(ep, lo, hi, color=color, alpha=0.2, linewidth=0)
         ax.set_yscale("log")
         ax.set_ylim(MSE_FLOOR / 2, 1.0)
-        ax.set_xlim(1, epochs)
-        ax.set_title(f"{name}, {gate}", fontsize=9)
+        ax.set_xlim(1, max(2, len(ep)))
+        ax.set_title(f"{key[0]}, {key[1]}", fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         handles, labels = ax.get_legend_handles_labels()
         ax.legend(handles[::-1], labels[::-1], loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=8,
                   frameon=False)   # below the axes, solved first
-    axes[0][0].set_ylabel(f"free-phase MSE (floor {MSE_FLOOR:g})")
-    fig.suptitle("DEEP, DEEP one-hot and asymmetric EP on logic gates: median and 25-75 % of the solved and the "
-                 "unsolved seeds", fontsize=9)
-    return save_figure(fig, out_dir, "deep_logic_mse")
+    for ax in axes.ravel()[sum(len(row) for row in grid):]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel(f"free-phase MSE (floor {MSE_FLOOR:g})")
+    fig.suptitle(title, fontsize=9)
+    return fig
