@@ -10,13 +10,14 @@ backprop through the same bottom-up network (its hand-written ``backward``). Run
 * ``ch-shared``    CH with shared TD weights (W̄ = Wᵀ): the same gradients as backprop, exactly
                    (the table reports the largest CH − BP gradient difference on the first batch);
 * ``ch-separate``  CH with separate TD weights learnt with the same increment (the original's
-                   "asymmetric" runs; W − W̄ᵀ stays at its initial value, see spec §5.8);
+                   "asymmetric" runs; W − W̄ᵀ stays at its initial value, see docs/butd.md);
 * ``ch-symmetric`` separate W̄ initialised to Wᵀ;  ``ch-fa`` frozen random W̄ (feedback alignment).
 
 Every run starts from the same W and b (seed ``--seed``) and sees the same batches.
 
     python demos/butd_counter_hebb.py --dataset fashion-mnist --epochs 5
-    NNLOCAL_DATA=/path/to/data python demos/butd_counter_hebb.py --dataset mnist   # MNIST-test-set split
+    nnlocal datasets --download mnist                                               # once: MNIST into the cache
+    python demos/butd_counter_hebb.py --dataset mnist
     python demos/butd_counter_hebb.py --dataset digits --epochs 1                   # seconds, no download
 """
 from __future__ import annotations

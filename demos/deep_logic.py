@@ -42,10 +42,10 @@ MODELS = {
 GATES = ["XOR", "AND", "OR", "NOT", "ID"]
 #: what the notebooks (single runs) and an independent NumPy re-run (seeds 0..N-1) found (docs/deep.md)
 REFERENCE = {
-    ("DEEP", "XOR"): "notebook: 1 run learned (2019), HEAD run diverged; spec re-run 2/10",
-    ("DEEP_oh", "XOR"): "notebook: 1 run learned; spec re-run 4/10",
-    ("EP_asym", "XOR"): "notebook: free phase fails (err 75 %, MSE 0.125); spec re-run MSE ~0.12 in 10/10",
-    ("DEEP", "AND"): "spec re-run 5/5 (solved by epoch 1-10)",
+    ("DEEP", "XOR"): "notebook: 1 run learned (2019), HEAD run diverged; independent re-run 2/10",
+    ("DEEP_oh", "XOR"): "notebook: 1 run learned; independent re-run 4/10",
+    ("EP_asym", "XOR"): "notebook: free phase fails (err 75 %, MSE 0.125); independent re-run MSE ~0.12 in 10/10",
+    ("DEEP", "AND"): "independent re-run 5/5 (solved by epoch 1-10)",
 }
 
 #: where every legend of a one-panel figure goes: beside the axes, off the data
@@ -307,7 +307,7 @@ def main(argv=None):
                 "edges_kept_median": float(np.median(edges)), "edges_kept_range": f"{min(edges)}-{max(edges)}",
                 "edges_kept_solved": ",".join(str(e) for e, s in zip(edges, solved) if s) or "-",
                 "of_possible": n_possible,
-                "reference": "spec re-run (faithful): 1/5 solved, 21-42 of 48 edges kept" if not persistent else
+                "reference": "independent re-run (faithful): 1/5 solved, 21-42 of 48 edges kept" if not persistent else
                              "extension",
             })
             band(ax, [h["edges"] for h in hists], variant, color, log=False)

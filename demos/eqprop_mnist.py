@@ -7,8 +7,8 @@ particles (each training example keeps its state between epochs), 25 epochs on M
 (its exact test-error figure could not be checked here, so none is quoted). Here:
 
 * ``--dataset fashion-mnist`` (default; 60,000 / 10,000, from the Debian package or a download);
-* ``--dataset mnist``: MNIST; offline only the test set is available, and nnlocal's documented
-  fallback splits it into 8,000 training / 2,000 test images;
+* ``--dataset mnist``: MNIST (``nnlocal datasets --download mnist`` fetches it); where only its test
+  files are present, nnlocal's documented fallback splits them into 8,000 training / 2,000 test images;
 * ``--dataset digits``: scikit-learn's 8×8 digits (64-500-10), no download, seconds.
 
 The test error is measured after every epoch by a fresh free phase from zero (``--eval-steps``).
@@ -16,7 +16,8 @@ Figures: the error curves, the relaxation residual of a test batch, and the firs
 input weights.
 
     python demos/eqprop_mnist.py --dataset fashion-mnist --epochs 5
-    NNLOCAL_DATA=/path/to/data python demos/eqprop_mnist.py --dataset mnist --epochs 10
+    nnlocal datasets --download mnist          # once: MNIST into the cache
+    python demos/eqprop_mnist.py --dataset mnist --epochs 10
     python demos/eqprop_mnist.py --dataset digits --epochs 1
 """
 from __future__ import annotations

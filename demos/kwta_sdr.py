@@ -16,7 +16,8 @@ synaptic scaling. The original reports about 97.3 % (kWTA) vs 98.0 % (softmax) t
 MNIST after about 20 epochs.
 
     python demos/kwta_sdr.py --dataset fashion-mnist --epochs 20
-    NNLOCAL_DATA=/path/to/data python demos/kwta_sdr.py --dataset mnist   # MNIST-test-set fallback split
+    nnlocal datasets --download mnist                                      # once: MNIST into the cache
+    python demos/kwta_sdr.py --dataset mnist
     python demos/kwta_sdr.py --dataset digits --epochs 1                   # seconds, no download
 """
 from __future__ import annotations

@@ -22,7 +22,8 @@ Every model is built from the same seed, so all of them start from identical con
 
     python demos/pan_lenet5.py --dataset fashion-mnist --epochs 5
     python demos/pan_lenet5.py --dataset fashion-mnist --epochs 1 --ablations
-    NNLOCAL_DATA=/path/to/data python demos/pan_lenet5.py --dataset mnist   # MNIST-test-set fallback split
+    nnlocal datasets --download mnist                                        # once: MNIST into the cache
+    python demos/pan_lenet5.py --dataset mnist
     python demos/pan_lenet5.py --dataset digits --epochs 1                   # seconds, no download
 """
 from __future__ import annotations

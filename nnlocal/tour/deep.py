@@ -19,10 +19,10 @@ from . import Row, part_bar, success_cell
 
 #: (notebook, gate, what the originals report); EP_asym XOR is the baseline of the XOR rows
 CONFIGS = [
-    ("DEEP", "XOR", "notebook: 1 run learned; spec re-run 2/10"),
-    ("DEEP_oh", "XOR", "notebook: 1 run learned; spec re-run 4/10"),
+    ("DEEP", "XOR", "notebook: 1 run learned; independent re-run 2/10"),
+    ("DEEP_oh", "XOR", "notebook: 1 run learned; independent re-run 4/10"),
     ("EP_asym", "XOR", ""),
-    ("DEEP", "AND", "spec re-run 5/5"),
+    ("DEEP", "AND", "independent re-run 5/5"),
 ]
 #: the log scale's floor: MSEs below it (AND reaches exactly 0) are drawn on it
 MSE_FLOOR = 1e-4
