@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from nnlocal import cli
-from nnlocal.tour import PARTS
 
 REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

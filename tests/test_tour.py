@@ -127,7 +127,7 @@ def test_the_runner_sets_one_thread_limit_for_every_part(tmp_path, monkeypatch, 
     monkeypatch.setattr(runner, "PARTS", [("FAKE", "_probe"), ("FAKE2", "_probe")])
     before = numba.get_num_threads()
     with contextlib.redirect_stdout(io.StringIO()):
-        rows, ok = runner.run_tour(quick=True, out_dir=tmp_path, threads=threads)
+        _, ok = runner.run_tour(quick=True, out_dir=tmp_path, threads=threads)
     assert ok and len(seen) == 2
     for pools, numba_threads in seen:
         assert pools and set(pools.values()) == {threads}, pools
@@ -138,9 +138,8 @@ def test_the_runner_sets_one_thread_limit_for_every_part(tmp_path, monkeypatch, 
 
 def test_limit_threads_rejects_a_bad_count():
     for bad in (0, -1, 1.5, "2", True):
-        with pytest.raises(ValueError, match="limit_threads"):
-            with kernels.limit_threads(bad):
-                pass
+        with pytest.raises(ValueError, match="limit_threads"), kernels.limit_threads(bad):
+            pass
 
 
 def test_success_cell_gives_the_wilson_interval():
