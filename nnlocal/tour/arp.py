@@ -18,8 +18,9 @@ from . import Row, part_bar
 ORIGINAL = "grey CIFAR-10, 20 ep: ARP 33.78, classic 21.66 (ARP-off 23.59)"
 HIDDEN = (50, 50, 40, 40, 30)
 CAPTIONS = {"arp_digits": "Test accuracy per epoch, mean over seeds with the min-max band: on the left the deep "
-                          "sigmoid MLP, where the classic perceptrons barely leave chance while the auto-rotating "
-                          "ones learn; on the right the row-by-row GRU, where the two cells stay close."}
+                          "sigmoid MLP, where the classic perceptrons stay far below the auto-rotating ones "
+                          "(saturated sigmoids learn slowly); on the right the row-by-row GRU, where the two cells "
+                          "stay close."}
 
 
 def _mlp(kind: str, n_in: int, rng):
