@@ -131,10 +131,13 @@ def run(main, argv=None):
 # ---------------------------------------------------------------------------------------- commands
 def _cmd_tour(args) -> int:
     from .report import format_table
-    from .tour.runner import COLUMNS, run_tour
+    from .tour.runner import COLUMNS, machine_line, run_tour
 
-    rows, ok = run_tour(quick=args.quick, out_dir=args.out, seed=args.seed, only=args.only, kernels=args.kernels)
+    rows, ok = run_tour(quick=args.quick, out_dir=args.out, seed=args.seed, only=args.only, kernels=args.kernels,
+                        threads=args.threads)
     print(format_table(rows, COLUMNS))
+    with kernels.use(args.kernels):
+        print(f"\n{machine_line(args.quick, args.threads)}")
     print(f"\nfigures and index: {args.out}/index.md")
     if not ok:
         print("some parts failed (see the table and the *-error.txt files); "
@@ -213,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     tour.add_argument("--seed", type=int, default=0, help="random seed of every part (data order and initial weights)")
     tour.add_argument("--only", nargs="*", metavar="PART", choices=[m for _, m in PARTS] + [label for label, _ in PARTS],
                       help="run only these parts (e.g. pan deep); default: all")
+    tour.add_argument("--threads", type=int, default=1, choices=range(1, (os.cpu_count() or 1) + 1), metavar="N",
+                      help="BLAS and Numba threads for every part (the tour's matrices are small: one is fastest "
+                           "on a busy machine)")
     kernels.add_argument(tour)
     tour.set_defaults(func=_cmd_tour)
 

@@ -110,6 +110,7 @@ def test_tour_names_its_machine_in_a_footer(quick_tour):
             assert part in line, (part, line)
         assert "openblas" in line.lower() or "mkl" in line.lower() or "blas" in line.lower(), line
     assert (out / "results.md").read_text().rstrip().splitlines()[-1].startswith("machine: ")
+    assert printed.index("machine: ") > printed.rindex("\n| "), printed    # a footer: after the table
 
 
 @pytest.mark.parametrize("threads", [1, 2])

@@ -53,26 +53,25 @@ def pin_one_thread() -> None:
 
 @contextlib.contextmanager
 def thread_limit(n: int):
-    """Inside the block, BLAS/OpenMP (threadpoolctl), Numba and torch (when imported) use ``n``
-    threads; the previous settings are restored afterwards."""
+    """Inside the block, BLAS/OpenMP and Numba (:func:`nnlocal.kernels.limit_threads`) and torch (when
+    imported) use ``n`` threads; the previous settings are restored afterwards."""
     import numba
-    from threadpoolctl import threadpool_limits
+
+    from ..kernels import limit_threads
 
     pool = numba.config.NUMBA_NUM_THREADS
     if not 1 <= n <= pool:
         raise ValueError(f"{n} threads: Numba's thread pool has {pool} (the core count, or NUMBA_NUM_THREADS)")
     torch = sys.modules.get("torch")
-    before = numba.get_num_threads(), torch.get_num_threads() if torch else None
-    with threadpool_limits(limits=n):
-        numba.set_num_threads(n)
+    before = torch.get_num_threads() if torch else None
+    with limit_threads(n):
         if torch:
             torch.set_num_threads(n)
         try:
             yield
         finally:
-            numba.set_num_threads(before[0])
             if torch:
-                torch.set_num_threads(before[1])
+                torch.set_num_threads(before)
 
 
 @dataclass

@@ -90,12 +90,20 @@ def _run_parts(quick: bool, out_dir: Path, seed: int, only, threads: int) -> tup
     times.append({"part": "total", "seconds": round(total, 1), "CPU seconds": round(sum(t["CPU seconds"] for t in times), 1),
                   "rows": len(rows), "figures": len(figures)})
 
-    mode = f"{'quick, ' if quick else ''}{_kernels.current()} kernels, {threads} thread{'s' * (threads > 1)}"
-    machine = f"machine: {machine_summary(torch=False)}; {mode}"
-    print(machine)
+    machine = machine_line(quick, threads)
     table, time_table = format_table(rows, FULL_COLUMNS), format_table(times, TIME_COLUMNS)
     (out_dir / "results.md").write_text(f"{table}\n\nTime per part (BLAS and Numba limited to {threads} "
                                         f"thread{'s' * (threads > 1)}):\n\n{time_table}\n\n{machine}\n")
     write_index(out_dir, figures, {"Results": table, "Time per part": time_table},
-                title=f"nnlocal tour ({mode})", captions=captions, footer=machine)
+                title=f"nnlocal tour ({_mode(quick, threads)})", captions=captions, footer=machine)
     return rows, ok
+
+
+def _mode(quick: bool, threads: int) -> str:
+    return f"{'quick, ' if quick else ''}{_kernels.current()} kernels, {threads} thread{'s' * (threads > 1)}"
+
+
+def machine_line(quick: bool = False, threads: int = 1) -> str:
+    """The footer of every tour table: the machine (CPU, cores, numpy and its BLAS, numba) and how
+    the tour ran (quick or full, the kernels in force, the thread limit)."""
+    return f"machine: {machine_summary(torch=False)}; {_mode(quick, threads)}"
