@@ -1,0 +1,166 @@
+"""The speed paths of the engine (issue #15) against their readable twins.
+
+* ``input_grad=False`` on a convolution: backward computes no dL/dx (the col2im path is never
+  entered), returns None, and leaves the parameter gradients exactly as with dL/dx; ``Sequential``
+  stops there and refuses when an earlier layer has parameters.
+* The chunked conv engine gives the same results whatever the chunk size, and under
+  ``kernels.use("numpy")`` (the references) the same results as the Numba kernels.
+* The new Numba kernels (window-inner max pooling, window sums) against their NumPy references, non-finite input included (the kernel must give NaN where the
+  reference does).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnlocal import kernels, nn
+from nnlocal.kernels.conv import cpu as K
+from nnlocal.kernels.conv import reference as R
+from nnlocal.nn import functional as F
+
+
+# ============================================================================ input_grad=False
+@pytest.mark.parametrize("cls, kw", [(nn.Conv2d, dict(padding=1, groups=2)), (nn.Conv1d, dict(stride=2)),
+                                     (nn.ConvTranspose2d, dict(stride=2, padding=1))])
+def test_input_grad_false_skips_dx_and_keeps_the_parameter_gradients(cls, kw, monkeypatch, rng):
+    full = cls(4, 6, 3, rng=0, dtype=np.float64, **kw)
+    first = cls(4, 6, 3, rng=0, dtype=np.float64, input_grad=False, **kw)
+    x = rng.standard_normal((3, 4) + (7,) * full.n)
+    y = full(x)
+    np.testing.assert_array_equal(first(x), y)
+    g = rng.standard_normal(y.shape)
+    gx = full.backward(g)
+    assert gx.shape == x.shape
+    calls = []
+    for name in ("conv_input_grad", "conv_apply"):   # dx of a conv / of a transposed conv
+        real = getattr(F, name)
+        monkeypatch.setattr(F, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    assert first.backward(g) is None
+    assert calls == []                               # no dL/dx work at all
+    for p_full, p_first in zip(full.parameters(), first.parameters()):
+        np.testing.assert_array_equal(p_first.grad, p_full.grad)
+
+
+def test_input_grad_is_an_attribute_and_checked(rng):
+    layer = nn.Conv2d(1, 2, 3, rng=0)
+    assert layer.input_grad is True and "input_grad" not in repr(layer)
+    layer.input_grad = False
+    layer(rng.random((2, 1, 5, 5), dtype=np.float32))
+    assert layer.backward(np.ones((2, 2, 3, 3), np.float32)) is None
+    with pytest.raises(ValueError, match="Conv2d: input_grad must be True or False"):
+        nn.Conv2d(1, 2, 3, input_grad="no")
+
+
+def test_sequential_stops_at_a_first_layer_without_input_grad(rng):
+    x = rng.random((2, 1, 8, 8))
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, rng=0, dtype=np.float64, input_grad=False), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(108, 4, rng=0, dtype=np.float64))
+    ref = nn.Sequential(nn.Conv2d(1, 3, 3, rng=0, dtype=np.float64), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(108, 4, rng=0, dtype=np.float64))
+    g = rng.standard_normal((2, 4))
+    ref(x)
+    net(x)
+    assert ref.backward(g).shape == x.shape
+    assert net.backward(g) is None
+    for a, b in zip(net.parameters(), ref.parameters()):
+        np.testing.assert_array_equal(a.grad, b.grad)
+    # a parameterised layer before it would silently get no gradient: an error instead
+    bad = nn.Sequential(nn.Linear(4, 4, rng=0), nn.Conv1d(1, 1, 1, rng=0, input_grad=False))
+    bad(rng.random((2, 1, 4), dtype=np.float32) @ np.eye(4, dtype=np.float32))
+    with pytest.raises(RuntimeError, match="input_grad=False"):
+        bad.backward(np.ones((2, 1, 4), np.float32))
+
+
+# ============================================================================ chunked engine
+@pytest.mark.parametrize("groups", [1, 2])
+def test_conv_results_do_not_depend_on_the_chunk_size(groups, monkeypatch, rng):
+    x = rng.standard_normal((5, 4, 9, 8))
+    w = rng.standard_normal((6, 4 // groups, 3, 2))
+    b = rng.standard_normal(6)
+    geom = F.ConvGeometry.make(x.shape, (3, 2), (2, 1), 1, 1, groups)
+    gy = rng.standard_normal((5, 6) + geom.out_spatial)
+    outs = []
+    for chunk in (1, 1 << 12, 1 << 30):             # one sample per chunk, a few, the whole batch
+        monkeypatch.setattr(F, "CHUNK_BYTES", chunk)
+        outs.append((F.conv_apply(x, w, b, geom), F.conv_weight_grad(x, gy, geom, w.shape),
+                     F.conv_input_grad(gy, w, geom)))
+    for other in outs[1:]:
+        np.testing.assert_array_equal(other[0], outs[0][0])      # the same GEMM per sample
+        np.testing.assert_allclose(other[1], outs[0][1], rtol=1e-12)  # sums in another order
+        np.testing.assert_array_equal(other[2], outs[0][2])
+
+
+def test_numpy_references_and_numba_kernels_give_the_same_layers(rng):
+    layers = [nn.Conv2d(3, 4, 3, padding="same", rng=0, dtype=np.float64), nn.MaxPool2d(2),
+              nn.AvgPool2d(2), nn.ConvTranspose2d(4, 2, 3, stride=2, rng=0, dtype=np.float64)]
+    x = rng.standard_normal((3, 3, 8, 8))
+    results = []
+    for impl in ("numpy", "numba"):
+        with kernels.use(impl):
+            net = nn.Sequential(*layers)
+            net.zero_grad()
+            y = net(x)
+            gx = net.backward(np.cos(y))
+            results.append([y, gx] + [p.grad.copy() for p in net.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_im2col_and_col2im_write_into_given_buffers(rng):
+    x = rng.standard_normal((2, 3, 6, 5))
+    args = ((3, 2), (1, 2), ((1, 1), (0, 1)), (1, 1), (6, 3))
+    for mod in (R, K):
+        cols = mod.im2col(x, *args)
+        buf = np.full((2,) + cols.shape[1:], np.nan)
+        np.testing.assert_array_equal(mod.im2col(x, *args, out=buf), cols)
+        np.testing.assert_array_equal(buf.reshape(cols.shape), cols)
+        dx = mod.col2im(cols, x.shape, *args)
+        padded = np.zeros((2, 3, 8, 6))
+        np.testing.assert_array_equal(mod.col2im(cols, x.shape, *args, out=padded), dx)
+        np.testing.assert_array_equal(padded[:, :, 1:7, 0:5], dx)
+
+
+# ============================================================================ pooling kernels
+POOLS = [((2, 2), (2, 2), (12, 10)), ((2, 2), (2, 2), (7, 9)), ((3, 3), (2, 2), (9, 9)), ((3, 2), (1, 3), (6, 8)),
+         ((2,), (2,), (9,)), ((2, 2, 2), (2, 2, 2), (4, 5, 6))]
+
+
+def _nonfinite(x, r):
+    x = x.copy()
+    flat = x.reshape(-1)
+    for v in (np.nan, np.inf, -np.inf, np.nan):
+        flat[r.integers(flat.size)] = v
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k, s, size", POOLS)
+def test_valid_window_pool_kernels_match_references(k, s, size, dtype):
+    r = np.random.default_rng(3)
+    n = len(k)
+    out = tuple((S - kk) // ss + 1 for S, kk, ss in zip(size, k, s))
+    pads, dil = ((0, 0),) * n, (1,) * n
+    for finite in (True, False):
+        x = r.standard_normal((2, 3) + size).astype(dtype)
+        if not finite:
+            x = _nonfinite(x, r)
+        y_ref, i_ref = R.max_pool(x, k, s, pads, dil, out)
+        y_nb, i_nb = K.max_pool(x, k, s, pads, dil, out)
+        np.testing.assert_array_equal(y_nb, y_ref)                  # NaN where the reference has NaN
+        planes = x.reshape(6, -1)
+        chosen = np.take_along_axis(planes, i_nb.reshape(6, -1), axis=1)
+        np.testing.assert_array_equal(chosen, y_nb.reshape(6, -1))   # the index points at the max
+        if finite:
+            np.testing.assert_array_equal(i_nb, i_ref)
+        s_ref, s_nb = R.sum_pool(x, k, s, pads, out), K.sum_pool(x, k, s, pads, out)
+        assert s_nb.dtype == dtype
+        tol = dict(rtol=1e-6, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(s_nb, s_ref, **tol)                # sums in another order
+        assert np.array_equal(np.isnan(s_nb), np.isnan(s_ref))
+        gy = r.standard_normal(s_ref.shape).astype(dtype)
+        if not finite:
+            gy = _nonfinite(gy, r)
+        d_ref = R.sum_pool_backward(gy, x.shape, k, s, pads, out)
+        d_nb = K.sum_pool_backward(gy, x.shape, k, s, pads, out)
+        np.testing.assert_allclose(d_nb, d_ref, **tol)
+        assert np.array_equal(np.isnan(d_nb), np.isnan(d_ref))
