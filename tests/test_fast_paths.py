@@ -5,7 +5,8 @@
   stops there and refuses when an earlier layer has parameters.
 * The chunked conv engine gives the same results whatever the chunk size, and under
   ``kernels.use("numpy")`` (the references) the same results as the Numba kernels.
-* The new Numba kernels (window-inner max pooling, window sums) against their NumPy references, non-finite input included (the kernel must give NaN where the
+* The new Numba kernels (window-inner max pooling, window sums, the fused optimizer updates)
+  against their NumPy references, non-finite input included (the kernel must give NaN where the
   reference does).
 """
 from __future__ import annotations
@@ -13,10 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnlocal import kernels, nn
+from nnlocal import kernels, nn, optim
 from nnlocal.kernels.conv import cpu as K
 from nnlocal.kernels.conv import reference as R
 from nnlocal.nn import functional as F
+from nnlocal.optim import cpu as OK
+from nnlocal.optim import reference as OR
 
 
 # ============================================================================ input_grad=False
@@ -164,3 +167,73 @@ def test_valid_window_pool_kernels_match_references(k, s, size, dtype):
         d_nb = K.sum_pool_backward(gy, x.shape, k, s, pads, out)
         np.testing.assert_allclose(d_nb, d_ref, **tol)
         assert np.array_equal(np.isnan(d_nb), np.isnan(d_ref))
+
+
+# ============================================================================ optimizer kernels
+def _state(r, shape, dtype):
+    return [r.standard_normal(shape).astype(dtype) for _ in range(2)] + [np.abs(r.standard_normal(shape)).astype(dtype)
+                                                                         for _ in range(3)]
+
+
+OPT_CASES = [
+    ("sgd", dict(lr=0.1, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, first=False)),
+    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.3, weight_decay=0.01, nesterov=False, first=True)),
+    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=True, first=False)),
+    ("adam", dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, step=3, amsgrad=False)),
+    ("adam", dict(lr=1e-2, beta1=0.5, beta2=0.9, eps=1e-3, weight_decay=0.1, step=1, amsgrad=True)),
+    ("rmsprop", dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False)),
+    ("rmsprop", dict(lr=1e-2, alpha=0.9, eps=1e-4, weight_decay=0.01, momentum=0.5, centered=True)),
+]
+
+
+def _apply(mod, name, kw, arrays):
+    p, g, a, b, c = arrays
+    kw = dict(kw)
+    if name == "sgd":
+        mod.sgd_update(p, g, a, **kw)
+    elif name == "adam":
+        ams = kw.pop("amsgrad")
+        mod.adam_update(p, g, a, b, c if ams else None, **kw)
+    else:
+        centered = kw.pop("centered")
+        mod.rmsprop_update(p, g, b, a if kw["momentum"] > 0 else None, c if centered else None, **kw)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, kw", OPT_CASES, ids=lambda v: v if isinstance(v, str) else "")
+def test_fused_optimizer_kernels_match_the_references_bitwise(name, kw, dtype):
+    r = np.random.default_rng(5)
+    for finite in (True, False):
+        base = _state(r, (37, 5), dtype)
+        if not finite:
+            base[1] = _nonfinite(base[1], r)          # NaN/inf gradients
+            base[0] = _nonfinite(base[0], r)          # and parameters
+        ref, nb = [a.copy() for a in base], [a.copy() for a in base]
+        with np.errstate(all="ignore"):
+            _apply(OR, name, kw, ref)
+        _apply(OK, name, kw, nb)
+        for a, b in zip(nb, ref):
+            np.testing.assert_array_equal(a, b)       # same values, NaN in the same places
+    # a gradient stored transposed (another memory order) goes to the reference
+    p, g, a, b, c = _state(r, (6, 4), dtype)
+    ref = [p.copy(), np.asfortranarray(g), a.copy(), b.copy(), c.copy()]
+    nb = [x.copy(order="K") for x in ref]
+    with np.errstate(all="ignore"):
+        _apply(OR, name, kw, ref)
+        _apply(OK, name, kw, nb)
+    for x, y in zip(nb, ref):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_optimizers_use_the_switch(rng):
+    """Adam under use("numpy") (the reference) and use("numba") (the fused kernel): the same trajectory."""
+    traj = []
+    for impl in ("numpy", "numba"):
+        with kernels.use(impl):
+            p = nn.Parameter(np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4))
+            opt = optim.Adam([p], lr=0.1, amsgrad=True, weight_decay=0.01)
+            for step in range(5):
+                p.grad = np.sin(np.arange(12, dtype=np.float32) + step).reshape(3, 4)
+                opt.step()
+            traj.append(p.data.copy())
+    np.testing.assert_array_equal(traj[0], traj[1])
