@@ -5,7 +5,8 @@
   stops there and refuses when an earlier layer has parameters.
 * The chunked conv engine gives the same results whatever the chunk size, and under
   ``kernels.use("numpy")`` (the references) the same results as the Numba kernels.
-* The new Numba kernels (window-inner max pooling, window sums, the fused optimizer updates)
+* The new Numba kernels (the tap convolution, window-inner max pooling, window sums, the fused
+  optimizer updates)
   against their NumPy references, non-finite input included (the kernel must give NaN where the
   reference does).
 """
@@ -121,6 +122,44 @@ def test_im2col_and_col2im_write_into_given_buffers(rng):
         padded = np.zeros((2, 3, 8, 6))
         np.testing.assert_array_equal(mod.col2im(cols, x.shape, *args, out=padded), dx)
         np.testing.assert_array_equal(padded[:, :, 1:7, 0:5], dx)
+
+
+# ============================================================================ direct (tap) convolution
+TAPS = [((1, 6), (5, 5), ((2, 2), (2, 2)), (1, 1), 1, (9, 8)), ((4, 8), (3, 3), ((1, 1), (1, 1)), (2, 1), 4, (7, 7)),
+        ((3, 3), (4,), ((1, 2),), (2,), 3, (11,)), ((2, 4), (2, 3, 2), ((1, 1), (0, 1), (1, 0)), (1, 1, 2), 2, (4, 5, 6))]
+
+
+@pytest.mark.parametrize("channels, k, pads, dil, groups, size", TAPS)
+def test_tap_convolution_matches_the_reference_and_im2col(channels, k, pads, dil, groups, size, rng):
+    (C, O) = channels
+    assert K.taps_pay(k, (1,) * len(k), C // groups) and not R.taps_pay(k, (1,) * len(k), C // groups)
+    x = rng.standard_normal((3, C) + size)
+    w = rng.standard_normal((O, C // groups) + k)
+    b = rng.standard_normal(O)
+    out = tuple(s + lo + hi - d * (kk - 1) for s, (lo, hi), d, kk in zip(size, pads, dil, k))
+    geom = F.ConvGeometry(x.shape, k, (1,) * len(k), pads, dil, groups, out)
+    y = R.conv_taps(x, w, b, pads, dil, out, groups)
+    with kernels.use("numpy"):                               # im2col + GEMM
+        np.testing.assert_allclose(F.conv_apply(x, w, b, geom), y, rtol=1e-12, atol=1e-12)
+        gy = rng.standard_normal(y.shape)
+        dw = F.conv_weight_grad(x, gy, geom, w.shape)
+    np.testing.assert_allclose(R.conv_taps_weight_grad(x, gy, w.shape, pads, dil, groups), dw, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(K.conv_taps(x, w, b, pads, dil, out, groups), y, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(K.conv_taps_weight_grad(x, gy, w.shape, pads, dil, groups), dw, rtol=1e-12, atol=1e-12)
+    # non-finite input: NaN (and inf) exactly where the reference has them
+    xb = _nonfinite(x, np.random.default_rng(1))
+    with np.errstate(invalid="ignore", over="ignore"):
+        for got, ref in ((K.conv_taps(xb, w, b, pads, dil, out, groups), R.conv_taps(xb, w, b, pads, dil, out, groups)),
+                         (K.conv_taps_weight_grad(xb, gy, w.shape, pads, dil, groups),
+                          R.conv_taps_weight_grad(xb, gy, w.shape, pads, dil, groups))):
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+            np.testing.assert_allclose(got[np.isfinite(ref)], ref[np.isfinite(ref)], rtol=1e-12, atol=1e-12)
+
+
+def test_taps_are_used_only_where_they_pay():
+    assert K.taps_pay((5, 5), (1, 1), 1) and K.taps_pay((3,), (1,), 1)
+    assert not K.taps_pay((3, 3), (2, 2), 1) and not K.taps_pay((3, 3), (1, 1), 2)
+    assert not K.taps_pay((1,) * 4, (1,) * 4, 1)              # n = 4: the reference path
 
 
 # ============================================================================ pooling kernels

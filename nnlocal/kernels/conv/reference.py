@@ -25,7 +25,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["im2col", "col2im", "max_pool", "max_pool_backward", "sum_pool", "sum_pool_backward", "pad",
+__all__ = ["im2col", "col2im", "taps_pay", "conv_taps", "conv_taps_weight_grad", "max_pool", "max_pool_backward", "sum_pool", "sum_pool_backward", "pad",
            "window_view", "offset_slices", "crop"]
 
 
@@ -99,6 +99,49 @@ def col2im(cols, in_shape, kernel, stride, pads, dilation, out_spatial, out=None
         xp[(slice(None), slice(None)) + offset_slices(kidx, stride, dilation, out_spatial)] += \
             c6[(slice(None), slice(None)) + kidx]                   # (B, C, *L)
     return crop(xp, pads, S)
+
+
+def taps_pay(kernel, stride, channels_per_group) -> bool:
+    """Whether :func:`conv_taps` should replace im2col + GEMM: never in NumPy (a pass over the output per
+    tap loses to one GEMM); the Numba twin says yes for its sizes."""
+    return False
+
+
+def conv_taps(x, weight, bias, pads, dilation, out_spatial, groups):
+    """A stride-1 convolution by its definition, one pass over the output per kernel tap (c, k)::
+
+        y[b, o, l] = bias[o] + Σ_c Σ_k W[o, c, k] · x_pad[b, (o // (C_out/g))·C/g + c, l + k·d]
+
+    ``x (B, C, *S)``, ``weight (C_out, C/g, *K)``, ``bias (C_out,)`` or None; ``(B, C_out, *L)``."""
+    xp = pad(x, pads)
+    B, O, cg = x.shape[0], weight.shape[0], weight.shape[1]
+    y = np.zeros((B, O) + tuple(out_spatial), dtype=x.dtype)
+    if bias is not None:
+        y += bias.reshape((O,) + (1,) * len(out_spatial))
+    first = (np.arange(O) // (O // groups)) * cg                       # first input channel of each output
+    for c in range(cg):
+        for kidx in itertools.product(*(range(k) for k in weight.shape[2:])):
+            sl = offset_slices(kidx, (1,) * len(kidx), dilation, out_spatial)
+            w = weight[(slice(None), c) + kidx].reshape((1, O) + (1,) * len(out_spatial))
+            y += w * xp[(slice(None), first + c) + sl]
+    return y
+
+
+def conv_taps_weight_grad(x, grad_output, weight_shape, pads, dilation, groups):
+    """dL/dW of :func:`conv_taps`, one dot product per tap::
+
+        dW[o, c, k] = Σ_b Σ_l gy[b, o, l] · x_pad[b, (o // (C_out/g))·C/g + c, l + k·d]"""
+    xp = pad(x, pads)
+    O, cg = weight_shape[:2]
+    out_spatial = grad_output.shape[2:]
+    dw = np.zeros(weight_shape, dtype=grad_output.dtype)
+    first = (np.arange(O) // (O // groups)) * cg
+    axes = (0,) + tuple(range(2, 2 + len(out_spatial)))
+    for c in range(cg):
+        for kidx in itertools.product(*(range(k) for k in weight_shape[2:])):
+            sl = offset_slices(kidx, (1,) * len(kidx), dilation, out_spatial)
+            dw[(slice(None), c) + kidx] = (grad_output * xp[(slice(None), first + c) + sl]).sum(axis=axes)
+    return dw
 
 
 def max_pool(x, kernel, stride, pads, dilation, out_spatial):
