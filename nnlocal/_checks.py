@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 __all__ = ["check_float_array", "check_finite_input", "check_input", "check_ndim", "check_dim", "check_finite",
-           "check_grad_output", "check_int", "check_real", "check_param_dtype", "shape_error",
+           "check_grad_output", "check_bool", "check_int", "check_real", "check_param_dtype", "shape_error",
            "DivergenceError"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -104,6 +104,13 @@ def check_grad_output(layer, grad_output, shape, dtype=None, name: str = "grad_o
         raise ValueError(f"{where}: expected {name} of dtype {want}, got {grad_output.dtype}")
     if grad_output.shape != tuple(shape):
         raise shape_error(where, _shape_str(tuple(shape)), grad_output.shape, name)
+
+
+def check_bool(who: str, name: str, value) -> bool:
+    """A constructor flag that must be ``True`` or ``False`` (not 0/1, not a string); ``ValueError`` naming ``who``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{who}: {name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def _is_int(value) -> bool:

@@ -45,6 +45,18 @@ def test_input_grad_false_skips_dx_and_keeps_the_parameter_gradients(cls, kw, mo
         np.testing.assert_array_equal(p_first.grad, p_full.grad)
 
 
+def test_linear_input_grad_false(rng):
+    full, first = nn.Linear(5, 3, rng=0, dtype=np.float64), nn.Linear(5, 3, rng=0, dtype=np.float64, input_grad=False)
+    x, g = rng.standard_normal((4, 5)), rng.standard_normal((4, 3))
+    full(x)
+    first(x)
+    assert full.backward(g).shape == x.shape and first.backward(g) is None
+    np.testing.assert_array_equal(first.weight.grad, full.weight.grad)
+    np.testing.assert_array_equal(first.bias.grad, full.bias.grad)
+    with pytest.raises(ValueError, match="Linear: input_grad must be True or False"):
+        nn.Linear(2, 2, input_grad=1)
+
+
 def test_input_grad_is_an_attribute_and_checked(rng):
     layer = nn.Conv2d(1, 2, 3, rng=0)
     assert layer.input_grad is True and "input_grad" not in repr(layer)
@@ -145,6 +157,8 @@ def test_tap_convolution_matches_the_reference_and_im2col(channels, k, pads, dil
         dw = F.conv_weight_grad(x, gy, geom, w.shape)
     np.testing.assert_allclose(R.conv_taps_weight_grad(x, gy, w.shape, pads, dil, groups), dw, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(K.conv_taps(x, w, b, pads, dil, out, groups), y, rtol=1e-12, atol=1e-12)
+    assert K.conv_taps(x[:0], w, b, pads, dil, out, groups).shape == (0,) + y.shape[1:]     # an empty batch
+    np.testing.assert_array_equal(K.conv_taps_weight_grad(x[:0], gy[:0], w.shape, pads, dil, groups), 0)
     np.testing.assert_allclose(K.conv_taps_weight_grad(x, gy, w.shape, pads, dil, groups), dw, rtol=1e-12, atol=1e-12)
     # non-finite input: NaN (and inf) exactly where the reference has them
     xb = _nonfinite(x, np.random.default_rng(1))
@@ -276,3 +290,32 @@ def test_optimizers_use_the_switch(rng):
                 opt.step()
             traj.append(p.data.copy())
     np.testing.assert_array_equal(traj[0], traj[1])
+
+
+# ============================================================================ threads
+def test_ep_fused_relaxation_is_the_same_on_any_number_of_threads(rng):
+    """The fused EP kernel spreads its sample pairs over the Numba threads; states and residuals must
+    not depend on how many there are (each pair owns its rows; residuals are summed in pair order)."""
+    import numba
+
+    from nnlocal.methods.eqprop import EPNet
+    from nnlocal.methods.eqprop import cpu as EP
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("Numba was started with one thread")
+    net = EPNet([30, 20, 20, 5], rng=0)
+    x = rng.random((7, 30)).astype(np.float32)                     # odd: a pair of one sample
+    target = np.eye(5, dtype=np.float32)[rng.integers(0, 5, 7)]
+    before = numba.get_num_threads()
+    runs = []
+    try:
+        for n in (1, 2):
+            numba.set_num_threads(n)
+            s = np.zeros((7, net.H), np.float32)
+            free = EP.ep_relax_fused(net.input_drive(x), net._vt, net._b, s, [20, 20, 5], 15, 0.5)
+            nudged = EP.ep_relax_fused(net.input_drive(x), net._vt, net._b, s, [20, 20, 5], 4, 0.5, 0.5, target)
+            runs.append((s, free, nudged))
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_grad_output, check_input, check_int, check_param_dtype, shape_error
+from .._checks import check_bool, check_grad_output, check_input, check_int, check_param_dtype, shape_error
 from ..kernels.conv.reference import pad
 from . import functional as F
 from .init import default_weight_and_bias
@@ -56,10 +56,8 @@ class _ConvBase(Module):
                padding_mode, output_padding, rng, dtype, input_grad=True):
         n = self.n
         name = type(self).__name__
-        if not isinstance(input_grad, (bool, np.bool_)):
-            raise ValueError(f"{name}: input_grad must be True or False, got {input_grad!r}")
         #: False: backward skips dL/dx and returns None (a network's first layer; see the module docstring)
-        self.input_grad = bool(input_grad)
+        self.input_grad = check_bool(name, "input_grad", input_grad)
         self.in_channels = check_int(name, "in_channels", in_channels, 1)
         self.out_channels = check_int(name, "out_channels", out_channels, 1)
         self.groups = check_int(name, "groups", groups, 1)

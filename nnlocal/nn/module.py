@@ -341,8 +341,8 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_output):
-        """Backward through the modules in reverse. A module that returns ``None`` (a first convolution
-        with ``input_grad=False``) ends the chain: ``None`` is returned, and a ``RuntimeError`` is raised
+        """Backward through the modules in reverse. A module that returns ``None`` (a first ``Linear`` or
+        convolution with ``input_grad=False``) ends the chain: ``None`` is returned, and a ``RuntimeError`` is raised
         if a module before it has trainable parameters (they would silently get no gradient)."""
         mods = list(self._modules.values())
         g = grad_output

@@ -208,7 +208,7 @@ def conv_taps(x, weight, bias, pads, dilation, out_spatial, groups):
     buffer per tap (vectorised), no im2col."""
     B, O = x.shape[0], weight.shape[0]
     sp, offs, first = _taps_geometry(x.shape, weight.shape, pads, dilation, groups)
-    xp = np.ascontiguousarray(pad(x, pads)).reshape(B, -1)
+    xp = np.ascontiguousarray(pad(x, pads)).reshape(B, x.shape[1] * math.prod(sp))
     o3 = _as3(out_spatial, 1)
     n_ext = (o3[0] - 1) * sp[1] * sp[2] + (o3[1] - 1) * sp[2] + o3[2]
     b = np.zeros(O, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
@@ -223,7 +223,7 @@ def conv_taps_weight_grad(x, grad_output, weight_shape, pads, dilation, groups):
         return reference.conv_taps_weight_grad(x, grad_output, weight_shape, pads, dilation, groups)
     B, O = x.shape[0], weight_shape[0]
     sp, offs, first = _taps_geometry(x.shape, weight_shape, pads, dilation, groups)
-    xp = np.ascontiguousarray(pad(x, pads)).reshape(B, -1)
+    xp = np.ascontiguousarray(pad(x, pads)).reshape(B, x.shape[1] * math.prod(sp))
     o3 = _as3(grad_output.shape[2:], 1)
     gy = np.ascontiguousarray(grad_output).reshape((B, O) + o3)
     dw = np.zeros((O, math.prod(weight_shape[1:])), dtype=grad_output.dtype)

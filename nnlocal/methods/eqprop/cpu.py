@@ -25,7 +25,7 @@ by the wrappers (a Python float inside ``@njit`` would silently promote float32 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .reference import ep_pack_couplings, ep_relax as _reference_relax, rho
 
@@ -58,11 +58,14 @@ def ep_relax(c, vt, bias, s, sizes, steps, eps, beta=0.0, target=None):
     return relax(c, vt, bias, s, sizes, steps, eps, beta, target)
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@njit(cache=True, fastmath=_FASTMATH, parallel=True)
 def _ep_relax_kernel(c, vt, bias, s, sizes, steps, eps, beta, target, lo, hi, residuals):
     # Two samples and two coupling rows at a time: each row is loaded once for both samples, the four
     # dot products are independent chains, and the down-drive is loaded/stored once per two rows
     # (measured 1.5x faster than one row at a time). An odd batch pairs its last sample with itself.
+    # The pairs are independent (each owns its rows of s): they are spread over the Numba threads
+    # (prange). Each pair writes its own squared steps into pair_res, summed afterwards in pair order,
+    # so the residuals are the same whatever the number of threads.
     B, H = s.shape
     L = sizes.shape[0]
     off = np.zeros(L + 1, dtype=np.int64)
@@ -74,12 +77,15 @@ def _ep_relax_kernel(c, vt, bias, s, sizes, steps, eps, beta, target, lo, hi, re
     out0 = off[L - 1]
     n_out = sizes[L - 1]
     zero = eps - eps  # 0 in the state dtype (a literal 0.0 would promote float32 to float64)
-    x0 = np.empty(H, dtype=s.dtype)
-    x1 = np.empty(H, dtype=s.dtype)
-    d0 = np.empty(H, dtype=s.dtype)
-    d1 = np.empty(H, dtype=s.dtype)
-    for b0 in range(0, B, 2):
+    n_pairs = (B + 1) // 2
+    pair_res = np.zeros((n_pairs, 2, steps), dtype=residuals.dtype)
+    for pair in prange(n_pairs):
+        b0 = 2 * pair
         b1 = min(b0 + 1, B - 1)
+        x0 = np.empty(H, dtype=s.dtype)
+        x1 = np.empty(H, dtype=s.dtype)
+        d0 = np.empty(H, dtype=s.dtype)
+        d1 = np.empty(H, dtype=s.dtype)
         for h in range(H):
             x0[h] = s[b0, h]
             x1[h] = s[b1, h]
@@ -167,12 +173,16 @@ def _ep_relax_kernel(c, vt, bias, s, sizes, steps, eps, beta, target, lo, hi, re
                     v = hi
                 x1[h] = v
                 r1 += (v - old) * (v - old)
-            residuals[t] += r0
-            if b1 != b0:
-                residuals[t] += r1
+            pair_res[pair, 0, t] = r0
+            pair_res[pair, 1, t] = r1
         for h in range(H):
             s[b0, h] = x0[h]
             s[b1, h] = x1[h]
+    for pair in range(n_pairs):          # in pair order: the same sums on any number of threads
+        for t in range(steps):
+            residuals[t] += pair_res[pair, 0, t]
+            if 2 * pair + 1 < B:
+                residuals[t] += pair_res[pair, 1, t]
 
 
 def ep_relax_fused(c, vt, bias, s, sizes, steps, eps, beta=0.0, target=None):
