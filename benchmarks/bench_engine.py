@@ -133,7 +133,7 @@ def cases(quick: bool = False) -> list[Case]:
     ]
     if not quick:
         out += _conv_case(rng)
-    return out
+    return out + speed_cases(quick)
 
 
 if __name__ == "__main__":  # python -m benchmarks.bench_engine
@@ -144,3 +144,124 @@ if __name__ == "__main__":  # python -m benchmarks.bench_engine
         row = run_case(case, repeat=20)
         print(f"{row['benchmark']:<55} nnlocal {row['nnlocal_ms']:7.3f} ms  torch {row['baseline_ms']:7.3f} ms  "
               f"ratio {row['ratio']:.2f}  roofline {row['roofline']:.2f}")
+
+
+# ---------------------------------------------------------------------------------------------- issue #15
+# The cases of issue #15 (appended; `speed_cases()` is added to `cases()` below). Goals: LeNet-5 step
+# <= 1.0 with the first layer's dL/dx skipped on both sides (torch never computes it: the images do
+# not require grad; nnlocal: Conv2d(input_grad=False)); Conv2d 16->32 fwd+bwd incl. dL/dx <= 1.2;
+# max/avg pooling fwd+bwd on LeNet's shapes <= 1.0; Adam, RMSprop, SGD-momentum steps on 1.6 M
+# parameters <= 1.0 against torch foreach=False (foreach=True reported as a second row).
+
+#: LeNet-5 and an MLP 784-1200-500-10 head: 1,609,216 parameters
+OPT_SHAPES = [(6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 400), (120,), (84, 120), (84,), (10, 84), (10,),
+              (1200, 784), (1200,), (500, 1200), (500,), (10, 500), (10,)]
+
+
+def _first_layer_cases(quick):
+    import torch
+
+    rng = np.random.default_rng(0)
+    x_img = rng.random((BATCH, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, BATCH).astype(np.int64)
+    net, head = lenet5(0), mlp(0)
+    net[0].input_grad = False
+    head[0].input_grad = False
+    out = [_step_case(f"lenet5 train step, first conv input_grad=False (B={BATCH})", net, _torch_lenet5(torch), x_img,
+                      y, _lenet_flops(BATCH) - 2 * 2 * BATCH * 28 * 28 * 6 * 25)]
+    out[0].goal = "ratio <= 1.0"
+    if not quick:
+        out.append(_step_case(f"mlp 784-500-10 train step, first layer input_grad=False (B={BATCH})", head,
+                              _torch_mlp(torch), x_img.reshape(BATCH, 784), y, 2 * 2 * BATCH * 784 * 500
+                              + 3 * 2 * BATCH * 500 * 10))
+        out[1].goal = "ratio <= 1.0"
+    return out
+
+
+def _conv16_case():
+    import torch
+
+    B, C, O, S = 32, 16, 32, 28
+    rng = np.random.default_rng(0)
+    layer = nn.Conv2d(C, O, 3, padding=1, rng=0)
+    twin = torch.nn.Conv2d(C, O, 3, padding=1)
+    with torch.no_grad():
+        twin.weight.copy_(torch.from_numpy(layer.weight.data))
+        twin.bias.copy_(torch.from_numpy(layer.bias.data))
+    x = rng.standard_normal((B, C, S, S)).astype(np.float32)
+    g = rng.standard_normal((B, O, S, S)).astype(np.float32)
+    x_t, g_t = torch.tensor(x, requires_grad=True), torch.from_numpy(g)
+
+    def ours():
+        layer.zero_grad()
+        layer(x)
+        return layer.backward(g)
+
+    def theirs():
+        twin.zero_grad()
+        x_t.grad = None
+        twin(x_t).backward(g_t)
+        return x_t.grad
+
+    return Case(f"conv2d {C}->{O} 3x3 pad 1 fwd+bwd incl. dL/dx ({B}x{C}x{S}x{S})", ours, theirs,
+                flops=3 * 2 * B * S * S * O * C * 9, goal="ratio <= 1.2")
+
+
+def _pool_cases():
+    import torch
+
+    rng = np.random.default_rng(0)
+    out = []
+    for kind, ours_cls, theirs_cls in (("max", nn.MaxPool2d, torch.nn.MaxPool2d), ("avg", nn.AvgPool2d, torch.nn.AvgPool2d)):
+        for shape in ((BATCH, 6, 28, 28), (BATCH, 16, 10, 10)):
+            x = rng.standard_normal(shape).astype(np.float32)
+            g = rng.standard_normal(shape[:2] + (shape[2] // 2, shape[3] // 2)).astype(np.float32)
+            layer, twin = ours_cls(2), theirs_cls(2)
+            x_t, g_t = torch.tensor(x, requires_grad=True), torch.from_numpy(g)
+
+            def ours(layer=layer, x=x, g=g):
+                layer(x)
+                return layer.backward(g)
+
+            def theirs(twin=twin, x_t=x_t, g_t=g_t):
+                x_t.grad = None
+                twin(x_t).backward(g_t)
+                return x_t.grad
+
+            out.append(Case(f"{kind}pool 2x2 fwd+bwd {'x'.join(map(str, shape))}", ours, theirs,
+                            bytes=3 * x.nbytes, goal="ratio <= 1.0"))
+    return out
+
+
+def _optimizer_cases():
+    import torch
+
+    rng = np.random.default_rng(0)
+    init = [rng.standard_normal(s).astype(np.float32) for s in OPT_SHAPES]
+    grads = [rng.standard_normal(s).astype(np.float32) for s in OPT_SHAPES]
+    n = sum(a.size for a in init)
+    out = []
+    for name, ours_cls, theirs_cls, kw in (("adam", optim.Adam, torch.optim.Adam, dict(lr=1e-3)),
+                                           ("rmsprop", optim.RMSprop, torch.optim.RMSprop, dict(lr=1e-3)),
+                                           ("sgd momentum", optim.SGD, torch.optim.SGD, dict(lr=1e-3, momentum=0.9))):
+        params = [nn.Parameter(a.copy()) for a in init]
+        for p, g in zip(params, grads):
+            p.grad = g
+        step = ours_cls(params, **kw).step
+        for foreach in (False, True):
+            t_params = [torch.nn.Parameter(torch.from_numpy(a.copy())) for a in init]
+            for p, g in zip(t_params, grads):
+                p.grad = torch.from_numpy(g)
+            t_step = theirs_cls(t_params, foreach=foreach, **kw).step
+            out.append(Case(f"{name} step, {n / 1e6:.2f} M parameters", step, t_step,
+                            baseline_name=f"torch foreach={foreach}", bytes=4 * 4 * n,
+                            goal="ratio <= 1.0" if not foreach else "(reported)"))
+    return out
+
+
+def speed_cases(quick: bool = False) -> list[Case]:
+    """The cases of issue #15 (see the comment above)."""
+    out = _first_layer_cases(quick) + _pool_cases() + _optimizer_cases()
+    if not quick:
+        out.append(_conv16_case())
+    return out
