@@ -150,25 +150,36 @@ class _ConvNd(_ConvBase):
         self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                     padding_mode, 0, rng, dtype, input_grad)
 
+    def _geometry(self, shape):
+        """The window geometry for an input of ``shape`` (kept while the shape and the layer's arguments
+        stay the same: building it is pure Python, about as slow as a small layer's arithmetic)."""
+        key = (shape, self.kernel_size, self.stride, self.padding, self.dilation, self.groups)
+        cached = self.__dict__.get("_geom")
+        if cached is None or cached[0] != key:
+            try:
+                geom = F.ConvGeometry.make(shape, self.kernel_size, self.stride, self.padding, self.dilation,
+                                           self.groups, self)   # `self` is formatted (repr) only on error
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+            cached = (key, geom)
+            object.__setattr__(self, "_geom", cached)
+        return cached[1]
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         x, unbatched = self._check_input(x)
-        try:
-            geom = F.ConvGeometry.make(x.shape, self.kernel_size, self.stride, self.padding, self.dilation,
-                                       self.groups, self)   # `self` is formatted (repr) only on error
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
+        geom = self._geometry(x.shape)
         w = self.weight.data.astype(x.dtype, copy=False)
         xp = pad(x, geom.pads)                       # the layer's own copy, kept for the weight gradient
         if xp is x:
             xp = np.array(x, order="C")
-        y = F.conv_apply(xp, w, self._bias(x.dtype), geom.padded())
+        y = F.conv_apply(xp, w, self._bias(x.dtype), geom.padded)
         self._save_for_backward(xp, w, geom, unbatched)
         return y[0] if unbatched else y
 
     def weight_grad(self, grad_output: np.ndarray) -> np.ndarray:
         """dL/dW of the last forward for ``grad_output`` ``(B, C_out, *L)`` (returned, not accumulated)."""
         xp, w, geom, _ = self._saved()
-        return F.conv_weight_grad(xp, grad_output.astype(w.dtype, copy=False), geom.padded(), w.shape)
+        return F.conv_weight_grad(xp, grad_output.astype(w.dtype, copy=False), geom.padded, w.shape)
 
     def _backward(self, grad_output, input_grad):
         xp, w, geom, unbatched = self._saved()
@@ -176,7 +187,7 @@ class _ConvNd(_ConvBase):
         check_grad_output(self, grad_output, out_shape[1:] if unbatched else out_shape, w.dtype)
         gy = np.ascontiguousarray(grad_output[None] if unbatched else grad_output)
         if self.weight.requires_grad:
-            self.weight.accumulate_grad(F.conv_weight_grad(xp, gy, geom.padded(), w.shape))
+            self.weight.accumulate_grad(F.conv_weight_grad(xp, gy, geom.padded, w.shape))
         self._accumulate_bias(gy)
         if not input_grad:
             return None
@@ -219,11 +230,11 @@ class _ConvTransposeNd(_ConvBase):
         gy = grad_output[None] if unbatched else grad_output
         gyp = np.ascontiguousarray(pad(gy, geom.pads))    # padded once, for both gradients
         if self.weight.requires_grad:
-            self.weight.accumulate_grad(F.conv_weight_grad(gyp, x, geom.padded(), w.shape))
+            self.weight.accumulate_grad(F.conv_weight_grad(gyp, x, geom.padded, w.shape))
         self._accumulate_bias(gy)
         if not input_grad:
             return None
-        gx = F.conv_apply(gyp, w, None, geom.padded())  # dx = conv(gy, W)
+        gx = F.conv_apply(gyp, w, None, geom.padded)  # dx = conv(gy, W)
         return gx[0] if unbatched else gx
 
 

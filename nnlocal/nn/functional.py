@@ -47,6 +47,7 @@ by default divides by the full window size (``count_include_pad=True``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -60,7 +61,7 @@ __all__ = [
     "conv_output_shape", "conv_transpose_output_shape", "resolve_padding", "ConvGeometry",
     "im2col", "col2im", "conv_apply", "conv_weight_grad", "conv_input_grad", "sample_chunks", "CHUNK_BYTES",
     "max_pool", "max_pool_with_indices", "max_pool_backward", "avg_pool", "avg_pool_backward",
-    "pool_output_shape",
+    "pool_output_shape", "pool_geometry", "max_pool_geom", "avg_pool_geom", "avg_pool_backward_geom", "avg_divisor",
 ]
 
 
@@ -154,6 +155,7 @@ class ConvGeometry:
     def n(self) -> int:
         return len(self.kernel)
 
+    @functools.cached_property
     def padded(self) -> "ConvGeometry":
         """The geometry of the zero-padded input ``pad(x, self.pads)``: the same windows, no padding.
         A layer pads x once (its own copy, kept for the weight gradient) and runs the engine on that."""
@@ -319,7 +321,7 @@ def conv_input_grad(grad_output, weight, geom: ConvGeometry) -> np.ndarray:
     result ``geom.in_shape``."""
     gy = _per_group(np.ascontiguousarray(grad_output), geom.groups)  # (B, g, C_out/g, ΠL)
     wt = _wmat(weight, geom.groups).swapaxes(-1, -2)                   # (g, C_in/g·ΠK, C_out/g)
-    padded = geom.padded()
+    padded = geom.padded
     dxp = np.zeros(padded.in_shape, dtype=gy.dtype)
     chunks, buf = _cols_chunks(gy.shape[0], geom, wt.shape[1], gy.dtype)
     for sl in chunks:
@@ -502,31 +504,39 @@ def conv_transpose_backward_weight(x, weight_shape, grad_output, stride=1, paddi
 
 
 # ==================================================================================== pooling
-def _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode, who):
-    """Pooling geometry. With ``ceil_mode`` the last window may run past the padding: that extra
-    is added to the high-side padding (torch drops a last window that would start in the padding)."""
-    n = x.ndim - 2
+def _pool_args(shape, kernel_size, stride, padding, dilation, ceil_mode, who):
+    """Pooling geometry ``(ConvGeometry, padding)`` of an input of ``shape`` (or of the array ``shape``), the
+    arguments as the user gave them.
+    With ``ceil_mode`` the last window may run past the padding: that extra is added to the high-side
+    padding (torch drops a last window that would start in the padding)."""
+    shape = tuple(int(v) for v in getattr(shape, "shape", shape))
+    n = len(shape) - 2
     if n < 1:
-        raise ValueError(f"{who}: expected input of shape (B, C, *spatial), got {x.shape}")
+        raise ValueError(f"{who}: expected input of shape (B, C, *spatial), got {shape}")
     k = ntuple(kernel_size, n, "kernel_size")
     no_stride = stride is None or (not isinstance(stride, (int, np.integer)) and len(stride) == 0)
     s = k if no_stride else ntuple(stride, n, "stride")   # torch: stride None or [] means the kernel
-    p = ntuple(padding, n, "padding")
-    d = ntuple(dilation, n, "dilation")
+    return pool_geometry(shape, k, s, ntuple(padding, n, "padding"), ntuple(dilation, n, "dilation"),
+                         bool(ceil_mode), who)
+
+
+@functools.lru_cache(maxsize=256)
+def pool_geometry(shape, k, s, p, d, ceil_mode, who="pool"):
+    """:func:`_pool_args` for arguments already normalised to tuples (a pooling layer's own), cached:
+    it is pure Python, as slow as pooling a small batch."""
     if any(v < 1 for v in k + s + d):
         raise ValueError(f"{who}: kernel_size, stride and dilation must be >= 1, got {k}, {s}, {d}")
     for pp, kk in zip(p, k):
         if pp < 0 or pp > kk // 2:  # torch checks the kernel, not the dilated kernel
             raise ValueError(f"{who}: pad should be at most half of kernel size, "
                              f"but got pad={p} and kernel_size={k}")
-    out = pool_output_shape(x.shape[2:], k, s, p, d, ceil_mode)
+    out = pool_output_shape(shape[2:], k, s, p, d, ceil_mode)
     if any(v < 1 for v in out):
-        raise ValueError(f"{who}: input of shape {x.shape} is too small: output size {out} "
+        raise ValueError(f"{who}: input of shape {shape} is too small: output size {out} "
                          f"(kernel_size={k}, stride={s}, padding={p}, dilation={d})")
     pads = tuple((pp, max(pp, (L - 1) * st + dd * (kk - 1) + 1 - S - pp))
-                 for pp, L, st, dd, kk, S in zip(p, out, s, d, k, x.shape[2:]))
-    geom = ConvGeometry(tuple(x.shape), k, s, pads, d, 1, out)
-    return geom, p
+                 for pp, L, st, dd, kk, S in zip(p, out, s, d, k, shape[2:]))
+    return ConvGeometry(shape, k, s, pads, d, 1, out), p
 
 
 def pool_output_shape(spatial, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False) -> tuple:
@@ -557,7 +567,11 @@ def max_pool_with_indices(x, kernel_size, stride=None, padding=0, dilation=1, ce
     (torch's CPU rule); a NaN wins. Padding is -inf, so it is never chosen over a real entry.
     """
     x = _float(x)
-    geom, _ = _pool_args(x, kernel_size, stride, padding, dilation, ceil_mode, "max_pool")
+    return max_pool_geom(x, _pool_args(x.shape, kernel_size, stride, padding, dilation, ceil_mode, "max_pool")[0])
+
+
+def max_pool_geom(x, geom: ConvGeometry):
+    """:func:`max_pool_with_indices` for a geometry from :func:`pool_geometry`."""
     return _conv_kernels().max_pool(x, geom.kernel, geom.stride, geom.pads, geom.dilation, geom.out_spatial)
 
 
@@ -592,14 +606,22 @@ def avg_pool(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_incl
     in the window (``False``), or ``divisor_override``.
     """
     x = _float(x)
-    geom, p = _pool_args(x, kernel_size, stride, padding, 1, ceil_mode, "avg_pool")
+    geom, p = _pool_args(x.shape, kernel_size, stride, padding, 1, ceil_mode, "avg_pool")
+    return avg_pool_geom(x, geom, avg_divisor(geom, p, count_include_pad, divisor_override, x.dtype))
+
+
+def avg_pool_geom(x, geom: ConvGeometry, divisor):
+    """:func:`avg_pool` for a geometry from :func:`pool_geometry` and its :func:`avg_divisor`."""
     y = _conv_kernels().sum_pool(x, geom.kernel, geom.stride, geom.pads, geom.out_spatial)
-    y /= _avg_divisor(geom, p, count_include_pad, divisor_override, x.dtype)
+    y /= divisor
     return y
 
 
-def _avg_divisor(geom, p, count_include_pad, divisor_override, dtype):
-    """Per-output divisor ``(*L)`` (or a scalar), torch's rule; separable over the axes."""
+@functools.lru_cache(maxsize=256)
+def avg_divisor(geom, p, count_include_pad, divisor_override, dtype):
+    """Per-output divisor ``(*L)`` (or a scalar), torch's rule; separable over the axes. Cached (a
+    read-only array)."""
+    dtype = np.dtype(dtype)
     if divisor_override is not None:
         if divisor_override == 0:
             raise ValueError("avg_pool: divisor_override must be non-zero")
@@ -611,6 +633,7 @@ def _avg_divisor(geom, p, count_include_pad, divisor_override, dtype):
         if not count_include_pad:
             start, end = np.maximum(start, 0), np.minimum(end, S)
         cnt = np.multiply.outer(cnt, (end - start).astype(dtype))
+    cnt.flags.writeable = False
     return cnt
 
 
@@ -618,9 +641,13 @@ def avg_pool_backward(grad_output, input_shape, kernel_size, stride=None, paddin
                       count_include_pad=True, divisor_override=None) -> np.ndarray:
     """dL/dx of average pooling: ``gy / divisor`` spread evenly over each window (scatter-add)."""
     gy = _float(grad_output, "grad_output")
-    dummy = np.lib.stride_tricks.as_strided(np.zeros(1, gy.dtype), _as_shape(input_shape, "input_shape"),
-                                            (0,) * len(input_shape))
-    geom, p = _pool_args(dummy, kernel_size, stride, padding, 1, ceil_mode, "avg_pool_backward")
+    geom, p = _pool_args(_as_shape(input_shape, "input_shape"), kernel_size, stride, padding, 1, ceil_mode,
+                         "avg_pool_backward")
     _check_gy(gy, geom.in_shape[:2] + geom.out_spatial, "avg_pool_backward")
-    g = gy / _avg_divisor(geom, p, count_include_pad, divisor_override, gy.dtype)
-    return _conv_kernels().sum_pool_backward(g, geom.in_shape, geom.kernel, geom.stride, geom.pads, geom.out_spatial)
+    return avg_pool_backward_geom(gy, geom, avg_divisor(geom, p, count_include_pad, divisor_override, gy.dtype))
+
+
+def avg_pool_backward_geom(grad_output, geom: ConvGeometry, divisor):
+    """:func:`avg_pool_backward` for a geometry from :func:`pool_geometry` and its :func:`avg_divisor`."""
+    return _conv_kernels().sum_pool_backward(grad_output / divisor, geom.in_shape, geom.kernel, geom.stride,
+                                             geom.pads, geom.out_spatial)
