@@ -293,9 +293,10 @@ def test_optimizers_use_the_switch(rng):
 
 
 # ============================================================================ threads
-def test_ep_fused_relaxation_is_the_same_on_any_number_of_threads(rng):
-    """The fused EP kernel spreads its sample pairs over the Numba threads; states and residuals must
-    not depend on how many there are (each pair owns its rows; residuals are summed in pair order)."""
+def test_ep_fused_relaxation_is_the_same_on_any_number_of_threads(rng, monkeypatch):
+    """The fused EP kernel spreads its sample pairs over the Numba threads (for large calls: here forced);
+    states and residuals must not depend on how many there are (each pair owns its rows; residuals are
+    summed in pair order), nor on which of the two compilations runs."""
     import numba
 
     from nnlocal.methods.eqprop import EPNet
@@ -309,13 +310,16 @@ def test_ep_fused_relaxation_is_the_same_on_any_number_of_threads(rng):
     before = numba.get_num_threads()
     runs = []
     try:
-        for n in (1, 2):
+        for n, min_work in ((1, 1e30), (2, 0), (1, 0)):   # serial; threaded on 2 and on 1 thread
+            monkeypatch.setattr(EP, "PARALLEL_MIN_WORK", min_work)
             numba.set_num_threads(n)
+            assert EP._relax_kernel(7, 15, [20, 20, 5]) is (EP._ep_relax_parallel if n > 1 else EP._ep_relax_serial)
             s = np.zeros((7, net.H), np.float32)
             free = EP.ep_relax_fused(net.input_drive(x), net._vt, net._b, s, [20, 20, 5], 15, 0.5)
             nudged = EP.ep_relax_fused(net.input_drive(x), net._vt, net._b, s, [20, 20, 5], 4, 0.5, 0.5, target)
             runs.append((s, free, nudged))
     finally:
         numba.set_num_threads(before)
-    for a, b in zip(*runs):
-        np.testing.assert_array_equal(a, b)
+    for other in runs[1:]:
+        for a, b in zip(runs[0], other):
+            np.testing.assert_array_equal(a, b)

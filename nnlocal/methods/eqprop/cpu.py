@@ -25,6 +25,7 @@ by the wrappers (a Python float inside ``@njit`` would silently promote float32 
 from __future__ import annotations
 
 import numpy as np
+import numba
 from numba import njit, prange
 
 from .reference import ep_pack_couplings, ep_relax as _reference_relax, rho
@@ -58,14 +59,13 @@ def ep_relax(c, vt, bias, s, sizes, steps, eps, beta=0.0, target=None):
     return relax(c, vt, bias, s, sizes, steps, eps, beta, target)
 
 
-@njit(cache=True, fastmath=_FASTMATH, parallel=True)
-def _ep_relax_kernel(c, vt, bias, s, sizes, steps, eps, beta, target, lo, hi, residuals):
+def _ep_relax_loops(c, vt, bias, s, sizes, steps, eps, beta, target, lo, hi, residuals):
     # Two samples and two coupling rows at a time: each row is loaded once for both samples, the four
     # dot products are independent chains, and the down-drive is loaded/stored once per two rows
     # (measured 1.5x faster than one row at a time). An odd batch pairs its last sample with itself.
-    # The pairs are independent (each owns its rows of s): they are spread over the Numba threads
-    # (prange). Each pair writes its own squared steps into pair_res, summed afterwards in pair order,
-    # so the residuals are the same whatever the number of threads.
+    # The pairs are independent (each owns its rows of s): in _ep_relax_parallel they are spread over the
+    # Numba threads (prange; a plain range in _ep_relax_serial). Each pair writes its own squared steps
+    # into pair_res, summed afterwards in pair order, so the residuals are the same on any number of threads.
     B, H = s.shape
     L = sizes.shape[0]
     off = np.zeros(L + 1, dtype=np.int64)
@@ -185,6 +185,23 @@ def _ep_relax_kernel(c, vt, bias, s, sizes, steps, eps, beta, target, lo, hi, re
                 residuals[t] += pair_res[pair, 1, t]
 
 
+#: the same loops compiled twice: on one thread, and with the sample pairs over the Numba threads
+_ep_relax_serial = njit(cache=True, fastmath=_FASTMATH)(_ep_relax_loops)
+_ep_relax_parallel = njit(cache=True, fastmath=_FASTMATH, parallel=True)(_ep_relax_loops)
+
+#: work (samples x steps x coupling entries between non-input layers) from which the pairs are spread over
+#: the threads: a parallel region costs little on a quiet machine, but on a busy one each can wait a whole
+#: time slice for its second thread; a training batch of net1 (20 x 24 x 5,000 = 2.4e6) measured up to
+#: 10x slower on two threads of this shared machine, a predict() chunk (1000 x 100 x 5,000) gains
+PARALLEL_MIN_WORK = 5e7
+
+
+def _relax_kernel(batch, steps, sizes):
+    """The serial or the threaded compilation of the fused loops, by the work of one call."""
+    work = batch * steps * sum(int(a) * int(b) for a, b in zip(sizes[:-1], sizes[1:]))
+    return _ep_relax_parallel if work >= PARALLEL_MIN_WORK and numba.get_num_threads() > 1 else _ep_relax_serial
+
+
 def ep_relax_fused(c, vt, bias, s, sizes, steps, eps, beta=0.0, target=None):
     r"""The relaxation all fused in Numba (two samples at a time, all their steps with the couplings in
     cache). Arguments and result as :func:`~nnlocal.methods.eqprop.reference.ep_relax`: ``c`` (B,
@@ -196,7 +213,8 @@ def ep_relax_fused(c, vt, bias, s, sizes, steps, eps, beta=0.0, target=None):
     if target is None or beta == 0:
         target = np.zeros((s.shape[0], int(sizes[-1])), dtype=dtype)
     residuals = np.zeros(int(steps), dtype=dtype)
-    _ep_relax_kernel(np.ascontiguousarray(c, dtype=dtype), np.ascontiguousarray(vt, dtype=dtype),
+    kernel = _relax_kernel(s.shape[0], int(steps), sizes)
+    kernel(np.ascontiguousarray(c, dtype=dtype), np.ascontiguousarray(vt, dtype=dtype),
                      np.ascontiguousarray(bias, dtype=dtype), s, sizes, int(steps), t(eps), t(beta),
                      np.ascontiguousarray(target, dtype=dtype), t(0), t(1), residuals)
     return residuals
