@@ -24,10 +24,13 @@ BANDWIDTH_GBS = float(os.environ.get("NNLOCAL_BANDWIDTH_GBS", 27.0))
 
 def pin_one_thread() -> None:
     """Pin BLAS, Numba and torch to one thread so both sides are compared on equal terms."""
-    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+    import numba
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
+    # not NUMBA_NUM_THREADS: changing it after Numba's thread pool started (the engine's parallel
+    # kernels start it) makes every later compilation fail
+    numba.set_num_threads(1)
     try:
         import torch
 

@@ -176,6 +176,28 @@ def test_taps_are_used_only_where_they_pay():
     assert not K.taps_pay((1,) * 4, (1,) * 4, 1)              # n = 4: the reference path
 
 
+def test_read_only_arrays_go_through_every_kernel(rng):
+    """A kernel that reads an array one way writes it the other way (im2col / col2im, window sums and
+    their adjoint share one loop): read-only inputs must still work, and be left alone."""
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    frozen = [a.copy() for a in (x, w)]
+    for a in frozen:
+        a.flags.writeable = False
+    y = F.conv(*frozen)
+    np.testing.assert_allclose(y, F.conv(x, w), rtol=1e-6)
+    gy = y.copy()
+    gy.flags.writeable = False
+    np.testing.assert_allclose(F.conv_backward_input(x.shape, frozen[1], gy), F.conv_backward_input(x.shape, w, y),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(F.avg_pool(frozen[0], 2), F.avg_pool(x, 2))
+    np.testing.assert_array_equal(F.max_pool(frozen[0], 2), F.max_pool(x, 2))
+    g = np.ones((2, 3, 3, 3), np.float32)
+    g.flags.writeable = False
+    np.testing.assert_array_equal(F.avg_pool_backward(g, x.shape, 2), np.full(x.shape, 0.25, np.float32))
+    np.testing.assert_array_equal(frozen[0], x)
+
+
 # ============================================================================ pooling kernels
 POOLS = [((2, 2), (2, 2), (12, 10)), ((2, 2), (2, 2), (7, 9)), ((3, 3), (2, 2), (9, 9)), ((3, 2), (1, 3), (6, 8)),
          ((2,), (2,), (9,)), ((2, 2, 2), (2, 2, 2), (4, 5, 6))]

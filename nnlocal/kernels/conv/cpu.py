@@ -31,11 +31,12 @@ __all__ = ["im2col", "col2im", "taps_pay", "conv_taps", "conv_taps_weight_grad",
 
 @njit(cache=True)
 def _im2col3(xp, cols, kd, kh, kw, sd, sh, sw, dd, dh, dw):  # pragma: no cover - jitted
-    """``cols[b, (c, a, i, j), zo, yo, xo] = xp[b, c, zo·sd + a·dd, yo·sh + i·dh, xo·sw + j·dw]``;
-    the (sample, channel) pairs are spread over the threads."""
+    """``cols[b, (c, a, i, j), zo, yo, xo] = xp[b, c, zo·sd + a·dd, yo·sh + i·dh, xo·sw + j·dw]``. One
+    thread: it runs between BLAS calls, where a second pool of spinning threads would compete with
+    BLAS's own."""
     B, C = xp.shape[0], xp.shape[1]
     od, oh, ow = cols.shape[2], cols.shape[3], cols.shape[4]
-    for bc in prange(B * C):
+    for bc in range(B * C):
         b = bc // C
         c = bc - b * C
         for a in range(kd):
@@ -58,11 +59,11 @@ def _im2col3(xp, cols, kd, kh, kw, sd, sh, sw, dd, dh, dw):  # pragma: no cover 
 
 @njit(cache=True)
 def _col2im3(cols, xp, kd, kh, kw, sd, sh, sw, dd, dh, dw):  # pragma: no cover - jitted
-    """The adjoint of :func:`_im2col3`: ``xp[b, c, ...] += cols[b, (c, a, i, j), ...]``; each
-    (sample, channel) plane is one thread's, so no two threads write the same entry."""
+    """The adjoint of :func:`_im2col3`, the same index map read the other way:
+    ``xp[b, c, ...] += cols[b, (c, a, i, j), ...]`` (overlapping windows add up). One thread."""
     B, C = xp.shape[0], xp.shape[1]
     od, oh, ow = cols.shape[2], cols.shape[3], cols.shape[4]
-    for bc in prange(B * C):
+    for bc in range(B * C):
         b = bc // C
         c = bc - b * C
         for a in range(kd):
@@ -374,12 +375,16 @@ def _max_pool_valid3(x, y, idx, kd, kh, kw, sd, sh, sw, dd, dh, dw):  # pragma: 
 
 
 @njit(cache=True, parallel=True)
-def _sum_pool_valid3(x, y, kd, kh, kw, sd, sh, sw, zero):  # pragma: no cover - jitted
-    """Window sums of windows inside x (no padding), planes over the threads; 2x2 stride 2 unrolled."""
+def _sum_pool_valid3(x, y, kd, kh, kw, sd, sh, sw, zero, adjoint):  # pragma: no cover - jitted
+    """Window sums ``y[p, l] = Σ x[p, window l]`` of windows inside x (no padding), or with ``adjoint``
+    the adjoint: every entry of window l gets ``y[p, l]`` (x is overwritten: each plane is zeroed
+    first, in cache; overlapping windows add up). Planes over the threads; 2x2 stride 2 unrolled."""
     P = x.shape[0]
     od, oh, ow = y.shape[1], y.shape[2], y.shape[3]
     two = kd == 1 and kh == 2 and kw == 2 and sh == 2 and sw == 2
     for p in prange(P):
+        if adjoint:
+            x[p] = 0
         for zo in range(od):
             z0 = U(zo * sd)
             for yo in range(oh):
@@ -388,59 +393,43 @@ def _sum_pool_valid3(x, y, kd, kh, kw, sd, sh, sw, zero):  # pragma: no cover - 
                 if two:
                     row0 = x[p, z0, r0]
                     row1 = x[p, z0, r0 + 1]
-                    for xo in range(ow):
-                        c = U(2 * xo)
-                        yr[xo] = (row0[c] + row0[c + 1]) + (row1[c] + row1[c + 1])
+                    if adjoint:
+                        for xo in range(ow):
+                            c = U(2 * xo)
+                            v = yr[xo]
+                            row0[c] = v
+                            row0[c + 1] = v
+                            row1[c] = v
+                            row1[c + 1] = v
+                    else:
+                        for xo in range(ow):
+                            c = U(2 * xo)
+                            yr[xo] = (row0[c] + row0[c + 1]) + (row1[c] + row1[c + 1])
                 else:
                     for xo in range(ow):
                         c0 = U(xo * sw)
-                        acc = zero                 # 0 in x's dtype (a literal 0.0 would be float64)
+                        acc = yr[xo] if adjoint else zero   # zero: 0 in x's dtype (not a float64 literal)
                         for a in range(kd):
                             for i in range(kh):
                                 for j in range(kw):
-                                    acc += x[p, z0 + U(a), r0 + U(i), c0 + U(j)]
-                        yr[xo] = acc
+                                    if adjoint:
+                                        x[p, z0 + U(a), r0 + U(i), c0 + U(j)] += acc
+                                    else:
+                                        acc += x[p, z0 + U(a), r0 + U(i), c0 + U(j)]
+                        if not adjoint:
+                            yr[xo] = acc
     return y
-
-
-@njit(cache=True, parallel=True)
-def _sum_pool_valid_bwd3(g, dx, kd, kh, kw, sd, sh, sw):  # pragma: no cover - jitted
-    """The adjoint of :func:`_sum_pool_valid3`: every entry of a window gets its output's ``g``
-    (overlapping windows add up). Planes over the threads."""
-    P = g.shape[0]
-    od, oh, ow = g.shape[1], g.shape[2], g.shape[3]
-    two = kd == 1 and kh == 2 and kw == 2 and sh == 2 and sw == 2
-    for p in prange(P):
-        dx[p] = 0                       # zeroed here, in cache (dx comes uninitialised)
-        for zo in range(od):
-            z0 = U(zo * sd)
-            for yo in range(oh):
-                r0 = U(yo * sh)
-                gr = g[p, zo, yo]
-                if two:
-                    row0 = dx[p, z0, r0]
-                    row1 = dx[p, z0, r0 + 1]
-                    for xo in range(ow):
-                        c = U(2 * xo)
-                        v = gr[xo]
-                        row0[c] = v
-                        row0[c + 1] = v
-                        row1[c] = v
-                        row1[c + 1] = v
-                else:
-                    for xo in range(ow):
-                        c0 = U(xo * sw)
-                        v = gr[xo]
-                        for a in range(kd):
-                            for i in range(kh):
-                                for j in range(kw):
-                                    dx[p, z0 + U(a), r0 + U(i), c0 + U(j)] += v
-    return dx
 
 
 def _planes(a, spatial):
     """``(B, C, *S) -> (B·C, *S3)`` (a view when contiguous; 1-d and 2-d get unit axes)."""
     return np.ascontiguousarray(a).reshape((-1,) + _as3(spatial, 1))
+
+
+def _writable(a):
+    """``a``, or a copy of a read-only ``a``: the kernels that read an array in one direction write it in
+    the other (the adjoint), so Numba needs a writeable array type either way."""
+    return a if a.flags.writeable else a.copy()
 
 
 def _valid(pads):
@@ -512,7 +501,8 @@ def sum_pool(x, kernel, stride, pads, out_spatial):
         return reference.sum_pool(x, kernel, stride, pads, out_spatial)
     o3 = _as3(out_spatial, 1)
     y = np.empty((x.shape[0] * x.shape[1],) + o3, dtype=x.dtype)
-    _sum_pool_valid3(_planes(x, x.shape[2:]), y, *_as3(kernel, 1), *_as3(stride, 1), x.dtype.type(0))
+    _sum_pool_valid3(_writable(_planes(x, x.shape[2:])), y, *_as3(kernel, 1), *_as3(stride, 1), x.dtype.type(0),
+                     False)
     return y.reshape(x.shape[:2] + tuple(out_spatial))
 
 
@@ -522,5 +512,6 @@ def sum_pool_backward(gy, in_shape, kernel, stride, pads, out_spatial):
     if len(kernel) > 3 or not _valid(pads):
         return reference.sum_pool_backward(gy, in_shape, kernel, stride, pads, out_spatial)
     dx = np.empty((in_shape[0] * in_shape[1],) + _as3(in_shape[2:], 1), dtype=gy.dtype)
-    _sum_pool_valid_bwd3(_planes(gy, out_spatial), dx, *_as3(kernel, 1), *_as3(stride, 1))
+    _sum_pool_valid3(dx, _writable(_planes(gy, out_spatial)), *_as3(kernel, 1), *_as3(stride, 1), gy.dtype.type(0),
+                     True)
     return dx.reshape(tuple(in_shape))
