@@ -12,7 +12,7 @@ import numbers
 import numpy as np
 
 __all__ = ["check_float_array", "check_finite_input", "check_input", "check_ndim", "check_dim", "check_finite",
-           "check_grad_output", "check_int", "check_real", "check_param_dtype", "shape_error",
+           "check_grad_output", "check_bool", "check_int", "check_real", "check_param_dtype", "shape_error",
            "DivergenceError"]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -96,14 +96,23 @@ def check_grad_output(layer, grad_output, shape, dtype=None, name: str = "grad_o
     """``backward``'s ``grad_output`` must be a float ndarray of the forward output's shape (no silent
     broadcast or reshape of a transposed gradient) and, when ``dtype`` is given, of the output's
     dtype (as torch: no silent cast of an integer or lower-precision gradient into the weights)."""
-    where = f"{_label(layer)}.backward"
+    def where():      # the layer's repr is built only for an error (it costs more than a small backward)
+        return f"{_label(layer)}.backward"
+
     if not isinstance(grad_output, np.ndarray):
-        raise TypeError(f"{where}: expected {name} to be a numpy.ndarray, got {type(grad_output).__name__}")
+        raise TypeError(f"{where()}: expected {name} to be a numpy.ndarray, got {type(grad_output).__name__}")
     if grad_output.dtype not in _FLOATS or (dtype is not None and grad_output.dtype != dtype):
         want = f"{np.dtype(dtype)} (the dtype of the forward output)" if dtype is not None else "float32 or float64"
-        raise ValueError(f"{where}: expected {name} of dtype {want}, got {grad_output.dtype}")
+        raise ValueError(f"{where()}: expected {name} of dtype {want}, got {grad_output.dtype}")
     if grad_output.shape != tuple(shape):
-        raise shape_error(where, _shape_str(tuple(shape)), grad_output.shape, name)
+        raise shape_error(where(), _shape_str(tuple(shape)), grad_output.shape, name)
+
+
+def check_bool(who: str, name: str, value) -> bool:
+    """A constructor flag that must be ``True`` or ``False`` (not 0/1, not a string); ``ValueError`` naming ``who``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{who}: {name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def _is_int(value) -> bool:

@@ -401,15 +401,15 @@ def test_im2col_col2im_kernels_match_numpy_references(dtype):
         x = r.standard_normal(geom.in_shape).astype(dtype)
         cols = R.im2col(x, *args)
         np.testing.assert_array_equal(K.im2col(x, *args), cols)
-        # the definition, entry by entry: cols[(c, k), (b, l)] = x_pad[b, c, l*s + k*d]
+        # the definition, entry by entry: cols[b, (c, k), l] = x_pad[b, c, l*s + k*d]
         xp = np.pad(x, ((0, 0), (0, 0)) + geom.pads)
-        c_idx, b_idx = r.integers(cols.shape[0]), r.integers(x.shape[0])
+        c_idx, b_idx = r.integers(cols.shape[1]), r.integers(x.shape[0])
         c, kflat = divmod(int(c_idx), int(np.prod(geom.kernel)))
         kidx = np.unravel_index(kflat, geom.kernel)
         for lflat in range(int(np.prod(geom.out_spatial))):
             lidx = np.unravel_index(lflat, geom.out_spatial)
             pos = tuple(l * s + k * d for l, s, k, d in zip(lidx, geom.stride, kidx, geom.dilation))
-            assert cols[c_idx, b_idx * int(np.prod(geom.out_spatial)) + lflat] == xp[(b_idx, c) + pos]
+            assert cols[b_idx, c_idx, lflat] == xp[(b_idx, c) + pos]
         c = r.standard_normal(cols.shape).astype(dtype)
         ref = R.col2im(c, geom.in_shape, *args)
         tol = 1e-5 if dtype == np.float32 else 1e-12

@@ -1,21 +1,31 @@
 r"""Convolution layers ``Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d``: one N-d implementation each.
 
 The maths lives in :mod:`nnlocal.nn.functional` (im2col + BLAS; see its docstring). With
-``cols = im2col(x)`` ``(g, C_in/g · ΠK, B · ΠL)``, ``W_g`` ``(g, C_out/g, C_in/g · ΠK)`` and
-arrays in the "wide" layout ``(g, C/g, B · ΠL)`` (``to_wide``/``from_wide``: one transpose-copy):
+``cols[b] = im2col(x)[b]`` ``(g, C_in/g · ΠK, ΠL)`` per sample and ``W_g`` ``(g, C_out/g, C_in/g · ΠK)``:
 
-==============  ===================================  =====================================
-layer           forward                              backward (gy = dL/dy)
-==============  ===================================  =====================================
-Conv            y = W_g @ cols + b                   dW = gy @ colsᵀ, dx = col2im(W_gᵀ gy)
-ConvTranspose   y = col2im(W_gᵀ @ x) + b             c = im2col(gy): dW = x @ cᵀ, dx = W_g @ c
-==============  ===================================  =====================================
+==============  =====================================  =======================================
+layer           forward                                backward (gy = dL/dy), per sample b
+==============  =====================================  =======================================
+Conv            y[b] = W_g @ cols[b] + b               dW = Σ_b gy[b] @ cols[b]ᵀ,
+                                                       dx[b] = col2im(W_gᵀ @ gy[b])
+ConvTranspose   y[b] = col2im(W_gᵀ @ x[b]) + b         c = im2col(gy): dW = Σ_b x[b] @ c[b]ᵀ,
+                                                       dx[b] = W_g @ c[b]
+==============  =====================================  =======================================
 
 The transposed convolution is the adjoint of the convolution with the same weight, so the two
-rows use the same three primitives with the roles of x and y swapped. ``Conv`` caches ``cols``
-in forward so backward does not rebuild them; ``ConvTranspose`` keeps a copy of x and builds
-``im2col(gy)`` once in backward for both gradients. Either way an in-place edit of x between
-forward and backward does not change the gradients.
+rows use the same primitives (:func:`~nnlocal.nn.functional.conv_apply`, ``conv_weight_grad``,
+``conv_input_grad``) with the roles of x and y swapped. ``Conv`` keeps its own zero-padded copy of x
+(the weight gradient rebuilds the columns from it, chunk by chunk, in cache); ``ConvTranspose``
+keeps a copy of x. Either way an in-place edit of x between forward and backward does not change
+the gradients.
+
+**Skipping dL/dx** (``input_grad=False``, a constructor argument and an attribute): torch computes
+no input gradient for an input that does not require one, e.g. the images fed to a network's first
+layer. nnlocal's module protocol always returns dL/dx, so the first convolution of a network does
+that work for nothing (col2im and a third of the layer's GEMM FLOPs). With ``input_grad=False``
+the layer's ``backward`` fills the parameter gradients as usual (the same values) and returns
+``None`` instead of dL/dx; :class:`~nnlocal.nn.Sequential` then stops there, and raises if a layer
+before it has trainable parameters (they would get no gradient). Set it only on a first layer.
 
 Layouts are torch's: conv weight ``(out, in/groups, *k)``, transposed ``(in, out/groups, *k)``,
 bias ``(out,)``; initialisation is torch's default (Kaiming-uniform with a = √5, i.e.
@@ -25,7 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_grad_output, check_input, check_int, check_param_dtype, shape_error
+from .._checks import check_bool, check_grad_output, check_input, check_int, check_param_dtype, shape_error
+from ..kernels.conv.reference import pad
 from . import functional as F
 from .init import default_weight_and_bias
 from .module import Module, Parameter
@@ -42,9 +53,11 @@ class _ConvBase(Module):
     transposed: bool = False
 
     def _setup(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-               padding_mode, output_padding, rng, dtype):
+               padding_mode, output_padding, rng, dtype, input_grad=True):
         n = self.n
         name = type(self).__name__
+        #: False: backward skips dL/dx and returns None (a network's first layer; see the module docstring)
+        self.input_grad = check_bool(name, "input_grad", input_grad)
         self.in_channels = check_int(name, "in_channels", in_channels, 1)
         self.out_channels = check_int(name, "out_channels", out_channels, 1)
         self.groups = check_int(name, "groups", groups, 1)
@@ -120,43 +133,65 @@ class _ConvBase(Module):
         return None if self.bias is None else self.bias.data.astype(dtype, copy=False)
 
     def _accumulate_bias(self, gy):
-        if self.bias is not None:
-            self.bias.accumulate_grad(gy.sum(axis=(0,) + tuple(range(2, gy.ndim))))
+        if self.bias is not None:   # positions first (contiguous), then the batch
+            self.bias.accumulate_grad(gy.reshape(gy.shape[:2] + (int(np.prod(gy.shape[2:])),)).sum(axis=2).sum(axis=0))
+
+    def backward(self, grad_output: np.ndarray):
+        """dL/dx (``None`` with ``input_grad=False``); adds dL/dW and dL/db into ``.grad``."""
+        return self._backward(grad_output, self.input_grad)
 
 
 class _ConvNd(_ConvBase):
     """N-d convolution (cross-correlation) like ``torch.nn.Conv{n}d``; see the module docstring."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, padding_mode="zeros", rng=None, dtype=np.float32):
+                 bias=True, padding_mode="zeros", rng=None, dtype=np.float32, input_grad=True):
         super().__init__()
         self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                    padding_mode, 0, rng, dtype)
+                    padding_mode, 0, rng, dtype, input_grad)
+
+    def _geometry(self, shape):
+        """The window geometry for an input of ``shape`` (kept while the shape and the layer's arguments
+        stay the same: building it is pure Python, about as slow as a small layer's arithmetic)."""
+        key = (shape, self.kernel_size, self.stride, self.padding, self.dilation, self.groups)
+        cached = self.__dict__.get("_geom")
+        if cached is None or cached[0] != key:
+            try:
+                geom = F.ConvGeometry.make(shape, self.kernel_size, self.stride, self.padding, self.dilation,
+                                           self.groups, self)   # `self` is formatted (repr) only on error
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+            cached = (key, geom)
+            object.__setattr__(self, "_geom", cached)
+        return cached[1]
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x, unbatched = self._check_input(x)
-        try:
-            geom = F.ConvGeometry.make(x.shape, self.kernel_size, self.stride, self.padding, self.dilation,
-                                       self.groups, self)   # `self` is formatted (repr) only on error
-        except ValueError as exc:
-            raise ValueError(str(exc)) from None
+        geom = self._geometry(x.shape)
         w = self.weight.data.astype(x.dtype, copy=False)
-        cols = F.im2col(x, geom)
-        y = F.conv_from_cols(cols, w, self._bias(x.dtype), geom)
-        self._save_for_backward(cols, w, geom, unbatched)
+        xp = pad(x, geom.pads)                       # the layer's own copy, kept for the weight gradient
+        if xp is x:
+            xp = np.array(x, order="C")
+        y = F.conv_apply(xp, w, self._bias(x.dtype), geom.padded)
+        self._save_for_backward(xp, w, geom, unbatched)
         return y[0] if unbatched else y
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        cols, w, geom, unbatched = self._saved()
+    def weight_grad(self, grad_output: np.ndarray) -> np.ndarray:
+        """dL/dW of the last forward for ``grad_output`` ``(B, C_out, *L)`` (returned, not accumulated)."""
+        xp, w, geom, _ = self._saved()
+        return F.conv_weight_grad(xp, grad_output.astype(w.dtype, copy=False), geom.padded, w.shape)
+
+    def _backward(self, grad_output, input_grad):
+        xp, w, geom, unbatched = self._saved()
         out_shape = (geom.in_shape[0], self.out_channels) + geom.out_spatial
         check_grad_output(self, grad_output, out_shape[1:] if unbatched else out_shape, w.dtype)
-        gy = grad_output[None] if unbatched else grad_output
-        gy_wide = F.to_wide(gy, self.groups)           # (g, C_out/g, B·ΠL), shared by both gradients
+        gy = np.ascontiguousarray(grad_output[None] if unbatched else grad_output)
         if self.weight.requires_grad:
-            self.weight.accumulate_grad(F.weight_grad_from_wide(gy_wide, cols, w.shape))
-        if self.bias is not None:
-            self.bias.accumulate_grad(gy_wide.sum(axis=-1).reshape(-1))
-        gx = F.input_grad_from_wide(gy_wide, w, geom)
+            self.weight.accumulate_grad(F.conv_weight_grad(xp, gy, geom.padded, w.shape))
+        self._accumulate_bias(gy)
+        if not input_grad:
+            return None
+        gx = F.conv_input_grad(gy, w, geom)
         return gx[0] if unbatched else gx
 
 
@@ -170,10 +205,10 @@ class _ConvTransposeNd(_ConvBase):
     transposed = True
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
-                 bias=True, dilation=1, padding_mode="zeros", rng=None, dtype=np.float32):
+                 bias=True, dilation=1, padding_mode="zeros", rng=None, dtype=np.float32, input_grad=True):
         super().__init__()
         self._setup(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                    padding_mode, output_padding, rng, dtype)
+                    padding_mode, output_padding, rng, dtype, input_grad)
 
     def forward(self, x: np.ndarray, output_size=None) -> np.ndarray:
         x, unbatched = self._check_input(x)
@@ -183,21 +218,23 @@ class _ConvTransposeNd(_ConvBase):
         except ValueError as exc:
             raise ValueError(str(exc)) from None
         w = self.weight.data.astype(x.dtype, copy=False)
-        y = F.input_grad_from_gy(x, w, geom)          # the adjoint of conv: col2im(W_gᵀ @ x)
+        y = F.conv_input_grad(x, w, geom)             # the adjoint of conv: col2im(W_gᵀ @ x)
         if self.bias is not None:
             y += self._bias(x.dtype).reshape((-1,) + (1,) * self.n)
         self._save_for_backward(x.copy(), w, geom, unbatched)
         return y[0] if unbatched else y
 
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
+    def _backward(self, grad_output, input_grad):
         x, w, geom, unbatched = self._saved()
         check_grad_output(self, grad_output, geom.in_shape[1:] if unbatched else geom.in_shape, w.dtype)
         gy = grad_output[None] if unbatched else grad_output
-        cols = F.im2col(gy, geom)                      # once, for both gradients
+        gyp = np.ascontiguousarray(pad(gy, geom.pads))    # padded once, for both gradients
         if self.weight.requires_grad:
-            self.weight.accumulate_grad(F.weight_grad_from_cols(x, cols, geom, w.shape))
+            self.weight.accumulate_grad(F.conv_weight_grad(gyp, x, geom.padded, w.shape))
         self._accumulate_bias(gy)
-        gx = F.conv_from_cols(cols, w, None, geom)     # dx = conv(gy, W)
+        if not input_grad:
+            return None
+        gx = F.conv_apply(gyp, w, None, geom.padded)  # dx = conv(gy, W)
         return gx[0] if unbatched else gx
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._checks import check_grad_output, check_input, check_int, check_param_dtype, check_real, shape_error
+from .._checks import (check_bool, check_grad_output, check_input, check_int, check_param_dtype, check_real,
+                       shape_error)
 from .._rng import get_rng
 from .init import default_weight_and_bias
 from .module import Module, Parameter
@@ -23,11 +24,17 @@ class Linear(Module):
 
     Forward keeps a copy of x for dL/dW, so editing x in place before ``backward`` does not change
     the gradients (see :class:`~nnlocal.nn.Module`, "In-place edits").
+
+    ``input_grad=False`` (argument and attribute): ``backward`` skips dL/dx (a third of the layer's
+    FLOPs) and returns ``None``, as torch computes no gradient for an input that needs none; for a
+    network's first layer only (see :class:`~nnlocal.nn.Conv2d`, "Skipping dL/dx").
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None, dtype=np.float32):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, rng=None, dtype=np.float32,
+                 input_grad: bool = True):
         super().__init__()
         name = type(self).__name__
+        self.input_grad = check_bool(name, "input_grad", input_grad)
         self.in_features = check_int(name, "in_features", in_features, 1)
         self.out_features = check_int(name, "out_features", out_features, 1)
         w, b = default_weight_and_bias((self.out_features, self.in_features),
@@ -57,6 +64,8 @@ class Linear(Module):
         self.weight.accumulate_grad(g2.T @ x2)
         if self.bias is not None:
             self.bias.accumulate_grad(g2.sum(axis=0))
+        if not self.input_grad:
+            return None
         return grad_output @ self.weight.data.astype(grad_output.dtype, copy=False)
 
 

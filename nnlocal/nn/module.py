@@ -89,7 +89,7 @@ class Module:
     -------------------------------------------
     ``forward`` caches what ``backward`` needs. Layers whose weight gradient needs the input keep their
     own copy of it (``Linear``, ``ConvTranspose{1,2,3}d``, ``RNN``/``LSTM``/``GRU``; ``Conv{1,2,3}d``
-    keeps its im2col columns), so editing ``x`` in place after ``forward`` does not change their
+    keeps a zero-padded copy), so editing ``x`` in place after ``forward`` does not change their
     gradients. The one-pass layers (the elementwise activations, ``Softmax``, ``LogSoftmax``) keep
     *references* to their input or output, because a copy would double their cost. **The contract:
     do not modify a layer's input, or the output it returned, in place between its ``forward`` and its
@@ -341,9 +341,18 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_output):
+        """Backward through the modules in reverse. A module that returns ``None`` (a first ``Linear`` or
+        convolution with ``input_grad=False``) ends the chain: ``None`` is returned, and a ``RuntimeError`` is raised
+        if a module before it has trainable parameters (they would silently get no gradient)."""
+        mods = list(self._modules.values())
         g = grad_output
-        for m in reversed(list(self._modules.values())):
-            g = m.backward(g)
+        for i in range(len(mods) - 1, -1, -1):
+            g = mods[i].backward(g)
+            if g is None:
+                if any(p.requires_grad for m in mods[:i] for p in m.parameters()):
+                    raise RuntimeError(f"Sequential: {mods[i]!r} returned no input gradient (input_grad=False), "
+                                       "but a module before it has trainable parameters")
+                return None
         return g
 
     def append(self, module: Module) -> "Sequential":

@@ -54,10 +54,13 @@ class _PoolNd(Module):
             raise shape_error(repr(self), f"(B, C, {_SPATIAL.get(self.n, '...')})", x.shape)
         return x, False
 
-    def _run(self, fn, x):
+    def _geometry(self, shape, who):
+        """The pooling geometry for an input of ``shape`` (``F.pool_geometry``, cached); a ValueError names
+        the layer and keeps the reason."""
         try:
-            return fn(x)
-        except ValueError as exc:  # name the layer, keep the reason
+            return F.pool_geometry(tuple(shape), self.kernel_size, self.stride, self.padding, self.dilation,
+                                   self.ceil_mode, who)
+        except ValueError as exc:
             raise ValueError(f"{self!r}: {exc}") from None
 
 
@@ -73,8 +76,7 @@ class _MaxPoolNd(_PoolNd):
 
     def forward(self, x):
         x, unbatched = self._check_input(x)
-        y, idx = self._run(lambda a: F.max_pool_with_indices(a, self.kernel_size, self.stride, self.padding,
-                                                             self.dilation, self.ceil_mode), x)
+        y, idx = F.max_pool_geom(x, self._geometry(x.shape, "max_pool")[0])
         self._save_for_backward(idx, x.shape, x.dtype, unbatched)
         return y[0] if unbatched else y
 
@@ -100,21 +102,20 @@ class _AvgPoolNd(_PoolNd):
         g = self._given
         return f"kernel_size={g['kernel_size']}, stride={g['stride']}, padding={g['padding']}"  # as torch
 
-    def _args(self):
-        return (self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
-                self.divisor_override)
-
     def forward(self, x):
         x, unbatched = self._check_input(x)
-        y = self._run(lambda a: F.avg_pool(a, *self._args()), x)
-        self._save_for_backward(x.shape, y.shape, y.dtype, unbatched)
+        geom, p = self._geometry(x.shape, "avg_pool")
+        divisor = F.avg_divisor(geom, p, self.count_include_pad, self.divisor_override, x.dtype)
+        y = F.avg_pool_geom(x, geom, divisor)
+        self._save_for_backward(geom, divisor, y.dtype, unbatched)
         return y[0] if unbatched else y
 
     def backward(self, grad_output):
-        shape, yshape, dtype, unbatched = self._saved()
+        geom, divisor, dtype, unbatched = self._saved()
+        yshape = geom.in_shape[:2] + geom.out_spatial
         check_grad_output(self, grad_output, yshape[1:] if unbatched else yshape, dtype)
         gy = grad_output[None] if unbatched else grad_output
-        gx = F.avg_pool_backward(gy, shape, *self._args())
+        gx = F.avg_pool_backward_geom(gy, geom, divisor)
         return gx[0] if unbatched else gx
 
 

@@ -16,6 +16,10 @@ With g = grad + λ·p (weight decay λ):
 Schedulers (``StepLR``, ``ExponentialLR``, ``LambdaLR``) are stepped once per epoch:
 lr_e = base_lr · f(e), with f(e) = γ^⌊e/step⌋, γ^e or ``lr_lambda(e)``.
 
+The rules themselves live in :mod:`nnlocal.optim.reference` (NumPy, readable) and
+:mod:`nnlocal.optim.cpu` (Numba: each rule one fused in-place pass, no temporaries), chosen by
+``nnlocal.kernels.use``; this module holds the bookkeeping (groups, state, checks, schedulers).
+
 Hyper-parameters are checked as torch checks them, for every parameter group (and on
 ``load_state_dict``): a ``ValueError`` naming the optimizer for lr, eps, weight_decay or momentum
 < 0, betas outside [0, 1), alpha < 0, and for NaN, inf or a non-number anywhere. Stricter than
@@ -24,10 +28,9 @@ square root NaN).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from .. import kernels
 from .._checks import check_int, check_real
 from ..nn.module import Parameter
 
@@ -78,11 +81,10 @@ class Optimizer:
             if p.requires_grad and p.grad is not None:
                 yield p
 
-    def _grad_with_decay(self, p, group):
-        g = p.grad
-        if group.get("weight_decay", 0):
-            g = g + group["weight_decay"] * p.data
-        return g
+    @staticmethod
+    def _rules():
+        """The module of update rules in force (``nnlocal.kernels.use``)."""
+        return kernels.implementation("nnlocal.optim")
 
     def zero_grad(self) -> None:
         for group in self.param_groups:
@@ -152,17 +154,12 @@ class SGD(Optimizer):
             raise ValueError("SGD: Nesterov momentum requires momentum > 0 and dampening = 0")
 
     def _update(self, p, state, group):
-        g = self._grad_with_decay(p, group)
         mu = group["momentum"]
-        if mu:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = np.array(g, copy=True)
-            else:
-                buf *= mu
-                buf += (1 - group["dampening"]) * g
-            g = g + mu * buf if group["nesterov"] else buf
-        p.data -= group["lr"] * g
+        first = mu and "momentum_buffer" not in state
+        if first:
+            state["momentum_buffer"] = np.empty_like(p.data)
+        self._rules().sgd_update(p.data, p.grad, state.get("momentum_buffer"), group["lr"], mu, group["dampening"],
+                                 group["weight_decay"], group["nesterov"], bool(first))
 
 
 class Adam(Optimizer):
@@ -182,24 +179,15 @@ class Adam(Optimizer):
                                for i, b in enumerate(betas))
 
     def _update(self, p, state, group):
-        g = self._grad_with_decay(p, group)
-        b1, b2 = group["betas"]
         if not state:
             state.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = np.zeros_like(p.data)
         state["step"] += 1
-        t = state["step"]
-        m, v = state["exp_avg"], state["exp_avg_sq"]
-        m *= b1
-        m += (1 - b1) * g
-        v *= b2
-        v += (1 - b2) * g * g
-        if group["amsgrad"]:
-            np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-            v = state["max_exp_avg_sq"]
-        denom = np.sqrt(v) / math.sqrt(1 - b2 ** t) + group["eps"]
-        p.data -= (group["lr"] / (1 - b1 ** t)) * (m / denom)
+        b1, b2 = group["betas"]
+        self._rules().adam_update(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"],
+                                  state.get("max_exp_avg_sq") if group["amsgrad"] else None, group["lr"], b1, b2,
+                                  group["eps"], group["weight_decay"], state["step"])
 
 
 class RMSprop(Optimizer):
@@ -211,8 +199,6 @@ class RMSprop(Optimizer):
                                       momentum=momentum, centered=centered))
 
     def _update(self, p, state, group):
-        g = self._grad_with_decay(p, group)
-        alpha = group["alpha"]
         if not state:
             state.update(step=0, square_avg=np.zeros_like(p.data))
             if group["momentum"] > 0:
@@ -220,23 +206,10 @@ class RMSprop(Optimizer):
             if group["centered"]:
                 state["grad_avg"] = np.zeros_like(p.data)
         state["step"] += 1
-        v = state["square_avg"]
-        v *= alpha
-        v += (1 - alpha) * g * g
-        if group["centered"]:
-            ga = state["grad_avg"]
-            ga *= alpha
-            ga += (1 - alpha) * g
-            avg = np.sqrt(v - ga * ga) + group["eps"]
-        else:
-            avg = np.sqrt(v) + group["eps"]
-        if group["momentum"] > 0:
-            buf = state["momentum_buffer"]
-            buf *= group["momentum"]
-            buf += g / avg
-            p.data -= group["lr"] * buf
-        else:
-            p.data -= group["lr"] * (g / avg)
+        self._rules().rmsprop_update(p.data, p.grad, state["square_avg"],
+                                     state.get("momentum_buffer") if group["momentum"] > 0 else None,
+                                     state.get("grad_avg") if group["centered"] else None, group["lr"],
+                                     group["alpha"], group["eps"], group["weight_decay"], group["momentum"])
 
 
 class _Scheduler:

@@ -2,13 +2,14 @@ r"""im2col / col2im and max pooling for N-d convolutions, in plain NumPy (the sh
 
 Shapes (n spatial axes, ``K`` kernel, ``L`` output positions, ``pads = ((lo, hi), ...)``)::
 
-    im2col : x (B, C, *S)  ->  cols (C·ΠK, B·ΠL)
-             cols[(c, k), (b, l)] = x[b, c, l·s + k·d - lo]      (0 outside x: zero padding)
-    col2im : cols (C·ΠK, B·ΠL)  ->  x (B, C, *S), the adjoint (scatter-add; windows overlap)
+    im2col : x (B, C, *S)  ->  cols (B, C·ΠK, ΠL)
+             cols[b, (c, k), l] = x[b, c, l·s + k·d - lo]        (0 outside x: zero padding)
+    col2im : cols (B, C·ΠK, ΠL)  ->  x (B, C, *S), the adjoint (scatter-add; windows overlap)
 
-The batch sits *inside* the columns, so a convolution over the whole batch is one wide GEMM per
-group, ``(C_out/g, C/g·ΠK) @ (C/g·ΠK, B·ΠL)``, instead of B small ones (the row index (c, k)
-matches a flattened torch weight ``(C_out, C/g, *K)``).
+Each sample's columns are one matrix whose row index (c, k) matches a flattened torch weight
+``(C_out, C/g, *K)``, so a convolution of sample b is ``W (C_out, C·ΠK) @ cols[b]``, and its
+output ``(C_out, ΠL)`` is already sample b of an NCHW array: no transposes around the GEMM
+(:mod:`nnlocal.nn.functional` runs it over chunks of samples whose columns stay in cache).
 
 These are the readable versions: a strided window view (:func:`window_view`) and a loop over the
 ΠK kernel offsets (:func:`offset_slices`). :mod:`nnlocal.kernels.conv.cpu` holds their Numba twins.
@@ -19,17 +20,39 @@ its (unpadded) input plane, ``(z·H + y)·W + x``, so the backward is a plain sc
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-__all__ = ["im2col", "col2im", "max_pool", "max_pool_backward", "pad", "window_view", "offset_slices", "crop"]
+__all__ = ["im2col", "col2im", "taps_pay", "conv_taps", "conv_taps_weight_grad", "max_pool", "max_pool_backward", "sum_pool", "sum_pool_backward", "pad",
+           "window_view", "offset_slices", "crop"]
 
 
 def pad(x, pads, value=0.0):
+    """``x (B, C, *S)`` with ``pads = ((lo, hi), ...)`` entries of ``value`` around each spatial axis
+    (a new array), or ``x`` itself when there is no padding. (A filled buffer and one slice assignment:
+    several times faster than ``np.pad``.)"""
     if all(lo == 0 and hi == 0 for lo, hi in pads):
         return x
-    return np.pad(x, ((0, 0), (0, 0)) + tuple(pads), constant_values=value)
+    shape = x.shape[:2] + tuple(s + lo + hi for s, (lo, hi) in zip(x.shape[2:], pads))
+    xp = np.empty(shape, dtype=x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
+    if value == 0:
+        _zero_border(xp, pads)
+    xp[(slice(None), slice(None)) + tuple(slice(lo, lo + s) for (lo, _), s in zip(pads, x.shape[2:]))] = x
+    return xp
+
+
+def _zero_border(xp, pads):
+    """Zero the padding frame of ``xp`` only (the inside is about to be overwritten)."""
+    for ax, (lo, hi) in enumerate(pads):
+        idx = [slice(None)] * xp.ndim
+        if lo:
+            idx[2 + ax] = slice(0, lo)
+            xp[tuple(idx)] = 0
+        if hi:
+            idx[2 + ax] = slice(xp.shape[2 + ax] - hi, None)
+            xp[tuple(idx)] = 0
 
 
 def window_view(xp, kernel, stride, dilation, out_spatial):
@@ -50,28 +73,75 @@ def crop(xp, pads, spatial):
     return xp[(slice(None), slice(None)) + tuple(slice(lo, lo + s) for (lo, _), s in zip(pads, spatial))]
 
 
-def im2col(x, kernel, stride, pads, dilation, out_spatial):
-    """pad, strided window view ``(B, C, *L, *K)``, reorder to (C, K, B, L) and copy."""
+def im2col(x, kernel, stride, pads, dilation, out_spatial, out=None):
+    """pad, strided window view ``(B, C, *L, *K)``, reorder to (B, C, K, L) and copy (into ``out``,
+    a ``(B, C·ΠK, ΠL)`` buffer, if given)."""
     n = len(kernel)
     B, C = x.shape[:2]
     win = window_view(pad(x, pads), kernel, stride, dilation, out_spatial)
-    order = (1,) + tuple(range(2 + n, 2 + 2 * n)) + (0,) + tuple(range(2, 2 + n))
-    return win.transpose(order).reshape(C * int(np.prod(kernel)), B * int(np.prod(out_spatial)))
+    win = win.transpose((0, 1) + tuple(range(2 + n, 2 + 2 * n)) + tuple(range(2, 2 + n)))   # (B, C, *K, *L)
+    shape = (B, C * math.prod(kernel), math.prod(out_spatial))
+    if out is None:
+        return win.reshape(shape)
+    np.copyto(out.reshape(win.shape), win)
+    return out.reshape(shape)
 
 
-def col2im(cols, in_shape, kernel, stride, pads, dilation, out_spatial):
-    """one strided ``+=`` per kernel offset into a padded buffer, then crop."""
-    n = len(kernel)
+def col2im(cols, in_shape, kernel, stride, pads, dilation, out_spatial, out=None):
+    """one strided ``+=`` per kernel offset into a padded buffer, then crop. ``out``: the padded
+    buffer ``(B, C, *(S + lo + hi))`` to add into instead of a fresh zero one (the result is a view of it)."""
     B, C = in_shape[:2]
     S = tuple(in_shape[2:])
     Sp = tuple(s + lo + hi for s, (lo, hi) in zip(S, pads))
-    xp = np.zeros((B, C) + Sp, dtype=cols.dtype)
-    c6 = cols.reshape((C,) + tuple(kernel) + (B,) + tuple(out_spatial))
+    xp = np.zeros((B, C) + Sp, dtype=cols.dtype) if out is None else out
+    c6 = cols.reshape((B, C) + tuple(kernel) + tuple(out_spatial))
     for kidx in itertools.product(*(range(k) for k in kernel)):
-        block = c6[(slice(None),) + kidx]                            # (C, B, *L)
         xp[(slice(None), slice(None)) + offset_slices(kidx, stride, dilation, out_spatial)] += \
-            block.transpose((1, 0) + tuple(range(2, 2 + n)))
+            c6[(slice(None), slice(None)) + kidx]                   # (B, C, *L)
     return crop(xp, pads, S)
+
+
+def taps_pay(kernel, stride, channels_per_group) -> bool:
+    """Whether :func:`conv_taps` should replace im2col + GEMM: never in NumPy (a pass over the output per
+    tap loses to one GEMM); the Numba twin says yes for its sizes."""
+    return False
+
+
+def conv_taps(x, weight, bias, pads, dilation, out_spatial, groups):
+    """A stride-1 convolution by its definition, one pass over the output per kernel tap (c, k)::
+
+        y[b, o, l] = bias[o] + Σ_c Σ_k W[o, c, k] · x_pad[b, (o // (C_out/g))·C/g + c, l + k·d]
+
+    ``x (B, C, *S)``, ``weight (C_out, C/g, *K)``, ``bias (C_out,)`` or None; ``(B, C_out, *L)``."""
+    xp = pad(x, pads)
+    B, O, cg = x.shape[0], weight.shape[0], weight.shape[1]
+    y = np.zeros((B, O) + tuple(out_spatial), dtype=x.dtype)
+    if bias is not None:
+        y += bias.reshape((O,) + (1,) * len(out_spatial))
+    first = (np.arange(O) // (O // groups)) * cg                       # first input channel of each output
+    for c in range(cg):
+        for kidx in itertools.product(*(range(k) for k in weight.shape[2:])):
+            sl = offset_slices(kidx, (1,) * len(kidx), dilation, out_spatial)
+            w = weight[(slice(None), c) + kidx].reshape((1, O) + (1,) * len(out_spatial))
+            y += w * xp[(slice(None), first + c) + sl]
+    return y
+
+
+def conv_taps_weight_grad(x, grad_output, weight_shape, pads, dilation, groups):
+    """dL/dW of :func:`conv_taps`, one dot product per tap::
+
+        dW[o, c, k] = Σ_b Σ_l gy[b, o, l] · x_pad[b, (o // (C_out/g))·C/g + c, l + k·d]"""
+    xp = pad(x, pads)
+    O, cg = weight_shape[:2]
+    out_spatial = grad_output.shape[2:]
+    dw = np.zeros(weight_shape, dtype=grad_output.dtype)
+    first = (np.arange(O) // (O // groups)) * cg
+    axes = (0,) + tuple(range(2, 2 + len(out_spatial)))
+    for c in range(cg):
+        for kidx in itertools.product(*(range(k) for k in weight_shape[2:])):
+            sl = offset_slices(kidx, (1,) * len(kidx), dilation, out_spatial)
+            dw[(slice(None), c) + kidx] = (grad_output * xp[(slice(None), first + c) + sl]).sum(axis=axes)
+    return dw
 
 
 def max_pool(x, kernel, stride, pads, dilation, out_spatial):
@@ -98,3 +168,20 @@ def max_pool_backward(gy, idx, in_shape):
     rows = np.repeat(np.arange(B * C), int(np.prod(gy.shape[2:])))
     np.add.at(dx, (rows, idx.reshape(-1)), gy.reshape(-1))
     return dx.reshape(tuple(in_shape))
+
+
+def sum_pool(x, kernel, stride, pads, out_spatial):
+    """Σ over each window of the zero-padded x (average pooling before its divisor): ``(B, C, *L)``."""
+    n = len(kernel)
+    win = window_view(pad(x, pads), kernel, stride, (1,) * n, out_spatial)
+    return win.sum(axis=tuple(range(2 + n, 2 + 2 * n)))
+
+
+def sum_pool_backward(gy, in_shape, kernel, stride, pads, out_spatial):
+    """Adjoint of :func:`sum_pool`: every entry of a window receives its output's gradient (one strided
+    ``+=`` per kernel offset into a padded buffer, then crop): ``(B, C, *S)``."""
+    Sp = tuple(s + lo + hi for s, (lo, hi) in zip(in_shape[2:], pads))
+    dxp = np.zeros(tuple(in_shape[:2]) + Sp, dtype=gy.dtype)
+    for kidx in itertools.product(*(range(k) for k in kernel)):
+        dxp[(Ellipsis,) + offset_slices(kidx, stride, (1,) * len(kernel), out_spatial)] += gy
+    return crop(dxp, pads, in_shape[2:])

@@ -30,7 +30,16 @@ _ARP_DOC = """
 """
 
 
-class _AutoRotConv(_AutoRot):
+class _ConvQ(_AutoRot):
+    """q's backward is the convolution's backward on the constant image *without* dL/dx (nothing flows
+    into a constant; the convolution's ``input_grad=False`` path): only its xQ-terms of dL/dW and dL/db."""
+
+    def _q_backward(self, c, state):
+        self._restore(state)
+        self._backward(c, False)
+
+
+class _AutoRotConv(_ConvQ):
     """The constructor of the plain AutoRot convolutions: the convolution's arguments, then ARP's."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
@@ -70,7 +79,7 @@ class AutoRotConv3d(_AutoRotConv, Conv3d):
 """ + _ARP_DOC
 
 
-class _AutoRotConvTranspose(_AutoRot):
+class _AutoRotConvTranspose(_ConvQ):
     """The constructor of the AutoRot transposed convolutions (torch's argument order)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
@@ -97,7 +106,7 @@ class AutoRotConvTranspose3d(_AutoRotConvTranspose, ConvTranspose3d):
 """ + _ARP_DOC
 
 
-class AutoRotDepthwiseConv2d(_AutoRot, Conv2d):
+class AutoRotDepthwiseConv2d(_ConvQ, Conv2d):
     __doc__ = """ARP depthwise 2-d convolution (README's ``AutoRotDepthwiseConv2D``; extension): a grouped
     ``Conv2d(in_channels, in_channels·depth_multiplier, kernel_size, groups=in_channels)``; q has one
     value per (channel × multiplier) and position. Output channel c·depth_multiplier + m reads input
@@ -147,10 +156,13 @@ class _SeparableConv(Module):
         return self.pointwise(self.depthwise(x))
 
     def backward(self, grad_output):
-        return self.depthwise.backward(self.pointwise.backward(grad_output))
+        return self._backward(grad_output, True)
+
+    def _backward(self, grad_output, input_grad):
+        return self.depthwise._backward(self.pointwise.backward(grad_output), input_grad)
 
 
-class _AutoRotSeparable(_AutoRot):
+class _AutoRotSeparable(_ConvQ):
     """The constructor of the AutoRot separable convolutions."""
 
     def __init__(self, in_channels, out_channels, kernel_size, depth_multiplier=1, stride=1, padding=0,

@@ -353,7 +353,7 @@ class BUTDConv2d(_TopDownWeights, nn.Conv2d):
     from the BU input size (the last ``forward``'s, or ``input_size`` before any). ``back_weight``
     has W's shape ``(C_out, C_in/groups, kh, kw)``. String padding is not supported (as in the
     original). ``groups = channels`` with a stride is the depthwise "pooling" of :func:`depthwise_pool`.
-    The Counter-Hebb ΔW is the exact conv weight gradient with td as dL/dz (from the BU pass's im2col).
+    The Counter-Hebb ΔW is the exact conv weight gradient with td as dL/dz (of the BU pass's input).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
@@ -415,11 +415,11 @@ class BUTDConv2d(_TopDownWeights, nn.Conv2d):
         return F.conv(g, self._td_weight(g.dtype), None, self.stride, self.padding, self.dilation, self.groups)
 
     def _ch_weight_delta(self, td):
-        cols, w, geom, _ = self._saved()    # im2col of bu_neurons, cached by the BU pass
+        _, _, geom, _ = self._saved()       # the BU pass's input, cached by nn.Conv2d
         if td.shape != (geom.in_shape[0], self.out_channels) + geom.out_spatial:
             raise shape_error(self, str((geom.in_shape[0], self.out_channels) + geom.out_spatial), td.shape,
                               name="cached top-down activity")
-        return F.weight_grad_from_cols(td.astype(cols.dtype, copy=False), cols, geom, w.shape)
+        return self.weight_grad(td)
 
 
 def depthwise_pool(channels: int, kernel_size, stride=None, padding=0, bias: bool = True, **kwargs) -> BUTDConv2d:

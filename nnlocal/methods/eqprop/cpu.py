@@ -25,7 +25,8 @@ by the wrappers (a Python float inside ``@njit`` would silently promote float32 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+import numba
+from numba import njit, prange
 
 from .reference import ep_pack_couplings, ep_relax as _reference_relax, rho
 
@@ -58,11 +59,13 @@ def ep_relax(c, vt, bias, s, sizes, steps, eps, beta=0.0, target=None):
     return relax(c, vt, bias, s, sizes, steps, eps, beta, target)
 
 
-@njit(cache=True, fastmath=_FASTMATH)
-def _ep_relax_kernel(c, vt, bias, s, sizes, steps, eps, beta, target, lo, hi, residuals):
+def _ep_relax_loops(c, vt, bias, s, sizes, steps, eps, beta, target, lo, hi, residuals):
     # Two samples and two coupling rows at a time: each row is loaded once for both samples, the four
     # dot products are independent chains, and the down-drive is loaded/stored once per two rows
     # (measured 1.5x faster than one row at a time). An odd batch pairs its last sample with itself.
+    # The pairs are independent (each owns its rows of s): in _ep_relax_parallel they are spread over the
+    # Numba threads (prange; a plain range in _ep_relax_serial). Each pair writes its own squared steps
+    # into pair_res, summed afterwards in pair order, so the residuals are the same on any number of threads.
     B, H = s.shape
     L = sizes.shape[0]
     off = np.zeros(L + 1, dtype=np.int64)
@@ -74,12 +77,15 @@ def _ep_relax_kernel(c, vt, bias, s, sizes, steps, eps, beta, target, lo, hi, re
     out0 = off[L - 1]
     n_out = sizes[L - 1]
     zero = eps - eps  # 0 in the state dtype (a literal 0.0 would promote float32 to float64)
-    x0 = np.empty(H, dtype=s.dtype)
-    x1 = np.empty(H, dtype=s.dtype)
-    d0 = np.empty(H, dtype=s.dtype)
-    d1 = np.empty(H, dtype=s.dtype)
-    for b0 in range(0, B, 2):
+    n_pairs = (B + 1) // 2
+    pair_res = np.zeros((n_pairs, 2, steps), dtype=residuals.dtype)
+    for pair in prange(n_pairs):
+        b0 = 2 * pair
         b1 = min(b0 + 1, B - 1)
+        x0 = np.empty(H, dtype=s.dtype)
+        x1 = np.empty(H, dtype=s.dtype)
+        d0 = np.empty(H, dtype=s.dtype)
+        d1 = np.empty(H, dtype=s.dtype)
         for h in range(H):
             x0[h] = s[b0, h]
             x1[h] = s[b1, h]
@@ -167,12 +173,33 @@ def _ep_relax_kernel(c, vt, bias, s, sizes, steps, eps, beta, target, lo, hi, re
                     v = hi
                 x1[h] = v
                 r1 += (v - old) * (v - old)
-            residuals[t] += r0
-            if b1 != b0:
-                residuals[t] += r1
+            pair_res[pair, 0, t] = r0
+            pair_res[pair, 1, t] = r1
         for h in range(H):
             s[b0, h] = x0[h]
             s[b1, h] = x1[h]
+    for pair in range(n_pairs):          # in pair order: the same sums on any number of threads
+        for t in range(steps):
+            residuals[t] += pair_res[pair, 0, t]
+            if 2 * pair + 1 < B:
+                residuals[t] += pair_res[pair, 1, t]
+
+
+#: the same loops compiled twice: on one thread, and with the sample pairs over the Numba threads
+_ep_relax_serial = njit(cache=True, fastmath=_FASTMATH)(_ep_relax_loops)
+_ep_relax_parallel = njit(cache=True, fastmath=_FASTMATH, parallel=True)(_ep_relax_loops)
+
+#: work (samples x steps x coupling entries between non-input layers) from which the pairs are spread over
+#: the threads: a parallel region costs little on a quiet machine, but on a busy one each can wait a whole
+#: time slice for its second thread; a training batch of net1 (20 x 24 x 5,000 = 2.4e6) measured up to
+#: 10x slower on two threads of this shared machine, a predict() chunk (1000 x 100 x 5,000) gains
+PARALLEL_MIN_WORK = 5e7
+
+
+def _relax_kernel(batch, steps, sizes):
+    """The serial or the threaded compilation of the fused loops, by the work of one call."""
+    work = batch * steps * sum(int(a) * int(b) for a, b in zip(sizes[:-1], sizes[1:]))
+    return _ep_relax_parallel if work >= PARALLEL_MIN_WORK and numba.get_num_threads() > 1 else _ep_relax_serial
 
 
 def ep_relax_fused(c, vt, bias, s, sizes, steps, eps, beta=0.0, target=None):
@@ -186,7 +213,8 @@ def ep_relax_fused(c, vt, bias, s, sizes, steps, eps, beta=0.0, target=None):
     if target is None or beta == 0:
         target = np.zeros((s.shape[0], int(sizes[-1])), dtype=dtype)
     residuals = np.zeros(int(steps), dtype=dtype)
-    _ep_relax_kernel(np.ascontiguousarray(c, dtype=dtype), np.ascontiguousarray(vt, dtype=dtype),
+    kernel = _relax_kernel(s.shape[0], int(steps), sizes)
+    kernel(np.ascontiguousarray(c, dtype=dtype), np.ascontiguousarray(vt, dtype=dtype),
                      np.ascontiguousarray(bias, dtype=dtype), s, sizes, int(steps), t(eps), t(beta),
                      np.ascontiguousarray(target, dtype=dtype), t(0), t(1), residuals)
     return residuals
