@@ -18,6 +18,8 @@ import pytest
 from nnlocal import kernels, nn, optim
 from nnlocal.kernels.conv import cpu as K
 from nnlocal.kernels.conv import reference as R
+from nnlocal.kernels.pool import cpu as PK
+from nnlocal.kernels.pool import reference as PR
 from nnlocal.nn import functional as F
 from nnlocal.optim import cpu as OK
 from nnlocal.optim import reference as OR
@@ -222,15 +224,15 @@ def test_valid_window_pool_kernels_match_references(k, s, size, dtype):
         x = r.standard_normal((2, 3) + size).astype(dtype)
         if not finite:
             x = _nonfinite(x, r)
-        y_ref, i_ref = R.max_pool(x, k, s, pads, dil, out)
-        y_nb, i_nb = K.max_pool(x, k, s, pads, dil, out)
+        y_ref, i_ref = PR.max_pool(x, k, s, pads, dil, out)
+        y_nb, i_nb = PK.max_pool(x, k, s, pads, dil, out)
         np.testing.assert_array_equal(y_nb, y_ref)                  # NaN where the reference has NaN
         planes = x.reshape(6, -1)
         chosen = np.take_along_axis(planes, i_nb.reshape(6, -1), axis=1)
         np.testing.assert_array_equal(chosen, y_nb.reshape(6, -1))   # the index points at the max
         if finite:
             np.testing.assert_array_equal(i_nb, i_ref)
-        s_ref, s_nb = R.sum_pool(x, k, s, pads, out), K.sum_pool(x, k, s, pads, out)
+        s_ref, s_nb = PR.sum_pool(x, k, s, pads, out), PK.sum_pool(x, k, s, pads, out)
         assert s_nb.dtype == dtype
         tol = dict(rtol=1e-6, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-13)
         np.testing.assert_allclose(s_nb, s_ref, **tol)                # sums in another order
@@ -238,8 +240,8 @@ def test_valid_window_pool_kernels_match_references(k, s, size, dtype):
         gy = r.standard_normal(s_ref.shape).astype(dtype)
         if not finite:
             gy = _nonfinite(gy, r)
-        d_ref = R.sum_pool_backward(gy, x.shape, k, s, pads, out)
-        d_nb = K.sum_pool_backward(gy, x.shape, k, s, pads, out)
+        d_ref = PR.sum_pool_backward(gy, x.shape, k, s, pads, out)
+        d_nb = PK.sum_pool_backward(gy, x.shape, k, s, pads, out)
         np.testing.assert_allclose(d_nb, d_ref, **tol)
         assert np.array_equal(np.isnan(d_nb), np.isnan(d_ref))
 

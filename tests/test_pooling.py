@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from nnlocal import nn
-from nnlocal.kernels.conv import cpu as K
-from nnlocal.kernels.conv import reference as R
+from nnlocal.kernels.pool import cpu as K
+from nnlocal.kernels.pool import reference as R
 from nnlocal.nn import functional as F
+from nnlocal.nn import functional_pool
 
 from .torch_twin import assert_close, compare_with_torch
 
@@ -207,7 +208,7 @@ def test_max_pool_kernels_match_numpy_references(dtype):
             p = tuple(int(r.integers(0, kk // 2 + 1)) for kk in k)
             shape = (2, 2) + tuple(dd * (kk - 1) + 1 + int(r.integers(0, 4)) for kk, dd in zip(k, d))
             x = r.standard_normal(shape).astype(dtype)
-            geom, _ = F._pool_args(x, k, s, p, d, bool(idx % 2), "test")
+            geom, _ = functional_pool._pool_args(x, k, s, p, d, bool(idx % 2), "test")
             args = (geom.kernel, geom.stride, geom.pads, geom.dilation, geom.out_spatial)
             y_ref, i_ref = R.max_pool(x, *args)
             y_nb, i_nb = K.max_pool(x, *args)

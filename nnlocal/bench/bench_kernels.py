@@ -1,7 +1,8 @@
 """Every Numba kernel against its NumPy reference, on the same arrays, one thread each.
 
 ``nnlocal bench kernels`` (or ``python -m nnlocal.bench.bench_kernels [--quick]``) times each function
-of every ``cpu.py`` in nnlocal (``nnlocal/methods/<method>/cpu.py``, ``nnlocal/kernels/conv/cpu.py``)
+of every ``cpu.py`` in nnlocal (``nnlocal/methods/<method>/cpu.py``, ``nnlocal/kernels/{conv,pool}/cpu.py``,
+``nnlocal/optim/cpu.py``)
 against the function of the same name in the ``reference.py`` beside it, at the sizes the methods
 use (three or more per kernel), and prints ``ratio = kernel time / reference time``: below 1 the
 kernel pays. A name that ``cpu.py`` re-exports from ``reference.py`` (the same object) is no kernel
@@ -23,8 +24,9 @@ import numpy as np
 from nnlocal.bench.common import Case
 
 F32, F64 = np.float32, np.float64
-DEEP, EP, PAN, BUTD, CONV = ("nnlocal.methods.deep", "nnlocal.methods.eqprop", "nnlocal.methods.pan",
-                             "nnlocal.methods.butd", "nnlocal.kernels.conv")
+DEEP, EP, PAN, BUTD, CONV, POOL, OPTIM = ("nnlocal.methods.deep", "nnlocal.methods.eqprop", "nnlocal.methods.pan",
+                                          "nnlocal.methods.butd", "nnlocal.kernels.conv", "nnlocal.kernels.pool",
+                                          "nnlocal.optim")
 
 
 # ------------------------------------------------------------------------------ discovery
@@ -212,17 +214,70 @@ def _conv(kind):
         x = r.standard_normal((B, C, size, size), dtype=F32)
         if kind == "im2col":
             return (x, kern, st, pads, dil, out), {}
-        if kind == "col2im":
-            cols = reference.im2col(x, kern, st, pads, dil, out).copy()
-            return (cols, x.shape, kern, st, pads, dil, out), {}
+        cols = reference.im2col(x, kern, st, pads, dil, out).copy()
+        return (cols, x.shape, kern, st, pads, dil, out), {}
+
+    return lambda quick: [(label, partial(make, *geometry)) for *geometry, label in CONV_SHAPES]
+
+
+def _pool(kind):
+    def make(B, C, size, k, stride, pad):
+        from nnlocal.kernels.pool import reference
+
+        r = _rng()
+        kern, st, pads, dil, out = _geometry(size, k, stride, pad)
+        x = r.standard_normal((B, C, size, size), dtype=F32)
         if kind == "max_pool":
             return (x, kern, st, pads, dil, out), {}
+        if kind == "sum_pool":
+            return (x, kern, st, pads, out), {}
+        gy = r.standard_normal((B, C) + out, dtype=F32)
+        if kind == "sum_pool_backward":
+            return (gy, x.shape, kern, st, pads, out), {}
         _, idx = reference.max_pool(x, kern, st, pads, dil, out)
-        gy = r.standard_normal(idx.shape, dtype=F32)
         return (gy, idx, x.shape), {}
 
-    shapes = CONV_SHAPES if kind in ("im2col", "col2im") else POOL_SHAPES
-    return lambda quick: [(label, partial(make, *geometry)) for *geometry, label in shapes]
+    return lambda quick: [(label, partial(make, *geometry)) for *geometry, label in POOL_SHAPES]
+
+
+# (batch, channels, size, kernel, groups): the convolutions conv_taps serves, stride 1 ("same" padding)
+TAPS_SHAPES = [(64, 1, 28, 5, 1, "LeNet conv1 (64, 1, 28, 28) 1->6 k5 p2"),
+               (32, 32, 32, 3, 32, "depthwise (32, 32, 32, 32) k3 p1"),
+               (32, 64, 16, 3, 64, "depthwise (32, 64, 16, 16) k3 p1")]
+
+
+def _taps(kind):
+    def make(B, C, size, k, groups):
+        r = _rng()
+        out_channels = 6 if groups == 1 else C
+        kern, _, pads, dil, out = _geometry(size, k, 1, k // 2)
+        x = r.standard_normal((B, C, size, size), dtype=F32)
+        w = r.standard_normal((out_channels, C // groups) + kern, dtype=F32)
+        if kind == "conv_taps":
+            return (x, w, r.standard_normal(out_channels, dtype=F32), pads, dil, out, groups), {}
+        gy = r.standard_normal((B, out_channels) + out, dtype=F32)
+        return (x, gy, w.shape, pads, dil, groups), {}
+
+    return lambda quick: [(label, partial(make, *shape)) for *shape, label in TAPS_SHAPES]
+
+
+# one parameter array each: a LeNet-5 (61,706 parameters), an MLP 784-500-10 (397,510) and the issue's 1.6 M
+OPTIM_SIZES = [(61_706, "61,706 (LeNet-5)"), (397_510, "397,510 (MLP 784-500-10)"), (1_600_000, "1.6 M")]
+
+
+def _optim(kind):
+    def make(n):
+        r = _rng()
+        p, g = r.standard_normal(n, dtype=F32), r.standard_normal(n, dtype=F32)
+        state = [np.abs(r.standard_normal(n, dtype=F32)) for _ in range(2)]
+        lr = 1e-12    # the parameters stay what they were, call after call
+        if kind == "sgd_update":        # momentum 0.9, Nesterov off, after the first step
+            return (p, g, state[0], lr, 0.9, 0.0, 0.0, False, False), {}
+        if kind == "adam_update":       # torch's defaults, step 10, no AMSGrad
+            return (p, g, state[0], state[1], None, lr, 0.9, 0.999, 1e-8, 0.0, 10), {}
+        return (p, g, state[0], None, None, lr, 0.99, 1e-8, 0.0, 0.0), {}   # RMSprop, torch's defaults
+
+    return lambda quick: [(label, partial(make, n)) for n, label in OPTIM_SIZES]
 
 
 #: one argument builder per (package, kernel name)
@@ -237,7 +292,10 @@ CASES = {
     **{(PAN, name): _pan(name) for name in ("pan_sample_gate", "pan_bias_threshold", "pan_sample_forward",
                                             "pan_sample_backward", "pan_sample_gate_grad", "pan_add_outer")},
     (BUTD, "galu"): _galu,
-    **{(CONV, name): _conv(name) for name in ("im2col", "col2im", "max_pool", "max_pool_backward")},
+    **{(CONV, name): _conv(name) for name in ("im2col", "col2im")},
+    **{(CONV, name): _taps(name) for name in ("conv_taps", "conv_taps_weight_grad")},
+    **{(POOL, name): _pool(name) for name in ("max_pool", "max_pool_backward", "sum_pool", "sum_pool_backward")},
+    **{(OPTIM, name): _optim(name) for name in ("sgd_update", "adam_update", "rmsprop_update")},
 }
 
 

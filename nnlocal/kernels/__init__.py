@@ -27,9 +27,10 @@ helper every class uses. ``"cuda"`` runs ``cuda.py`` whatever the switch says, o
 under Numba's simulator (``NUMBA_ENABLE_CUDASIM=1`` set before numba is imported). Importing
 nnlocal never imports ``numba.cuda``.
 
-Pieces that several methods share live here: :mod:`nnlocal.kernels.conv` (im2col / col2im and
-max pooling for the convolution engine) and :mod:`nnlocal.kernels.cuda_launch` (CUDA block sizes,
-uploads).
+Pieces that several methods share live here: :mod:`nnlocal.kernels.conv` (im2col / col2im and the
+tap convolution of the convolution engine), :mod:`nnlocal.kernels.pool` (max pooling and window
+sums) and :mod:`nnlocal.kernels.cuda_launch` (CUDA block sizes, uploads). The optimizers' update
+rules follow the same pattern in :mod:`nnlocal.optim` (``reference.py`` and ``cpu.py``).
 """
 from __future__ import annotations
 
