@@ -5,3 +5,4 @@ twins of the reference functions with the same signatures (chosen by :mod:`nnloc
 """
 from .models import *  # noqa: F401,F403
 from .models import __all__  # noqa: F401
+from .baselines import HardSharingNet, multitask_loss_and_grad  # noqa: F401,E402  (the multi-task baseline)
