@@ -379,7 +379,7 @@ def aggregate(args, out: Path, title: str):
     tables = {"Accuracy": table}
     first = records[0]
     if first.get("mask_stats"):
-        tables["Task masks of the guided net (seed %d)" % first["seed"]] = "\n\n".join(
+        tables[f"Task masks of the guided net (seed {first['seed']})"] = "\n\n".join(
             f"{when}:\n\n" + format_table(st) for when, st in first["mask_stats"].items())
         figures += [p for p in (out / f"seed{first['seed']}").glob("butd_masks_*.png")]
     write_index(out, figures, tables, title=f"BU-TD instruction-guided multi-task learning ({title})")

@@ -59,7 +59,7 @@ def test_shapes_labels_and_construction(tmp_path, base):
         # and equal multi_mnist over that range with the split's generator
         rng = np.random.default_rng([0, MULTI_SPLITS.index(split)])
         hi = lo + n
-        xm, ym = multi_mnist(bx[lo:hi], by[lo:hi], rng=rng)
+        xm, _ = multi_mnist(bx[lo:hi], by[lo:hi], rng=rng)
         np.testing.assert_array_equal(x8, xm)
 
 

@@ -33,7 +33,7 @@ def _random_net(seed):
 
 def _torch_twin(net):
     convs = [m for m in net.core if isinstance(m, butd.BUTDConv2d)]
-    linear = [m for m in net.core if isinstance(m, butd.BUTDLinear)][0]
+    linear = next(m for m in net.core if isinstance(m, butd.BUTDLinear))
     names = {id(m): name for name, m in net.core.named_children()}
 
     def twin(x, p):
