@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from tqdm.auto import tqdm
 
 from nnlocal import kernels, optim, utils
@@ -273,8 +274,8 @@ def _ms(values) -> str:
     return f"{v.mean():.2f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2f}"
 
 
-def _model_series(records, name, split, task):
-    return np.array([r["history"][name][split][task] for r in records])      # (seeds, epochs)
+def _model_series(records, name, split, task, epochs):
+    return np.array([r["history"][name][split][task][:epochs] for r in records])      # (seeds, epochs)
 
 
 def summarize(records, epochs: int):
@@ -289,8 +290,8 @@ def summarize(records, epochs: int):
         per_task, best_task = {}, {}
         for task in TASKS:
             owner = next(m for m in members if records[0]["history"][m]["test"][task])
-            test = _model_series(records, owner, "test", task)[:, :epochs]
-            val = _model_series(records, owner, "val", task)[:, :epochs]
+            test = _model_series(records, owner, "test", task, epochs)
+            val = _model_series(records, owner, "val", task, epochs)
             per_task[task] = test[:, -1]
             best_task[task] = (test, val)
         mean = (per_task["left"] + per_task["right"]) / 2
@@ -320,22 +321,26 @@ def summarize(records, epochs: int):
 
 def curves_figure(records, epochs: int, title: str):
     """Mean over tasks, mean ± std over seeds, per epoch: validation (left) and test (right)."""
-    fig, axes = new_figure(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, (*axes, legend_ax) = new_figure(1, 3, figsize=(13, 4.2), gridspec_kw={"width_ratios": [1, 1, 0.55]})
+    axes[1].sharey(axes[0])
     x = np.arange(1, epochs + 1)
     names = [n for n in MODELS if n in records[0]["models"]]
     for ax, split in zip(axes, ("val", "test")):
         for i, name in enumerate(names):
             tasks = [t for t in TASKS if records[0]["history"][name][split][t]]
-            acc = np.mean([_model_series(records, name, split, t)[:, :epochs] for t in tasks], axis=0)
+            acc = np.mean([_model_series(records, name, split, t, epochs) for t in tasks], axis=0)
             m, s = acc.mean(axis=0), acc.std(axis=0)
             ax.plot(x, m, "-", marker="o", ms=2.5, color=f"C{i}", label=LABELS[name])
             if len(records) > 1:
                 ax.fill_between(x, m - s, m + s, color=f"C{i}", alpha=0.2, lw=0)
         ax.set(xlabel="epoch", ylabel=f"{'validation' if split == 'val' else 'test'} accuracy % (mean of its tasks)",
                title=f"{'Validation' if split == 'val' else 'Test'}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(title, fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    legend_ax.axis("off")                      # the legend gets its own panel, off the data
+    legend_ax.legend(handles, labels, loc="center left", fontsize=7, frameon=False)
+    fig.suptitle(title + ("  (bands: ± 1 std over seeds)" if len(records) > 1 else ""), fontsize=10)
     return fig
 
 
