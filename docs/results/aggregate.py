@@ -68,6 +68,29 @@ def queue_walls(log: Path | None) -> list[tuple[str, int]]:
     return [(m.group(2), int(m.group(1))) for m in map(pat.search, log.read_text().splitlines()) if m]
 
 
+def load_seeds(runs: Path, pattern: str, what: str) -> list[tuple[int, dict]]:
+    """``(seed, parsed JSON)`` of every ``runs/<pattern>`` file, by seed."""
+    files = sorted(runs.glob(pattern), key=seed_of)
+    if not files:
+        raise SystemExit(f"no {what} results under {runs} ({pattern})")
+    return [(seed_of(f), json.loads(f.read_text())) for f in files]
+
+
+def seed_walls(walls, recs, script: str, label: str, hours: bool = False) -> str:
+    """``"<label>: seed 0: 12 min; seed 1: ..."`` from the queue log, or "" when it has none."""
+    parts = [f"seed {s}: " + (f"{w / 3600:.2f} h" if hours else f"{w / 60:.0f} min") for s, _ in recs
+             if (w := wall_for(walls, script, f"--seed {s} ")) is not None]
+    return f"{label}: " + "; ".join(parts) if parts else ""
+
+
+def finish(out: Path, name: str, csv_rows: list[dict], heading: str, table: list[dict], note: str = "") -> str:
+    """Write ``name.csv`` (per seed) and ``name.md`` (heading, table, note); return the Markdown."""
+    write_csv(out / f"{name}.csv", csv_rows)
+    text = f"{heading}\n\n{md_table(table)}\n" + (f"\n{note}\n" if note else "")
+    (out / f"{name}.md").write_text(text)
+    return text
+
+
 def wall_for(walls, *needles) -> int | None:
     for cmd, s in walls:
         if all(n in cmd for n in needles):
@@ -77,10 +100,7 @@ def wall_for(walls, *needles) -> int | None:
 
 # ----------------------------------------------------------------------------------------------- PAN
 def pan(runs: Path, out: Path, walls) -> str:
-    files = sorted(runs.glob("seed*/pan_lenet5/results.json"), key=seed_of)
-    if not files:
-        raise SystemExit(f"no PAN results under {runs}")
-    recs = [(seed_of(f), json.loads(f.read_text())) for f in files]
+    recs = load_seeds(runs, "seed*/pan_lenet5/results.json", "PAN")
     models = ("Tron (PAN)", "LeNet-5")
     csv_rows, table = [], []
     for name in models:
@@ -96,16 +116,11 @@ def pan(runs: Path, out: Path, walls) -> str:
                       "best epoch": ", ".join(str(int(e) + 1) for e in test.argmax(axis=1)),
                       "original (MNIST): epoch 1 / final / best %": f"{orig[1]} / {orig[50]} / {orig['best']}",
                       "train s/epoch": f"{secs.mean():.0f}"})
-    write_csv(out / "pan50.csv", csv_rows)
     _pan_figure(recs, models, out / "pan50_curves.png")
-    walls_txt = [f"seed {s}: {w / 3600:.2f} h" for s, _ in recs
-                 if (w := wall_for(walls, "pan_lenet5.py", f"--seed {s}")) is not None]
-    text = (f"PAN (Tron) vs LeNet-5 on Fashion-MNIST, notebook recipe, {table[0]['epochs']} epochs, "
-            f"test accuracy, mean ± std over seeds {table[0]['seeds']}:\n\n{md_table(table)}\n")
-    if walls_txt:
-        text += "\nWall time per run (both models): " + "; ".join(walls_txt) + "\n"
-    (out / "pan50.md").write_text(text)
-    return text
+    heading = (f"PAN (Tron) vs LeNet-5 on Fashion-MNIST, notebook recipe, {table[0]['epochs']} epochs, "
+               f"test accuracy, mean ± std over seeds {table[0]['seeds']}:")
+    return finish(out, "pan50", csv_rows, heading, table,
+                  seed_walls(walls, recs, "pan_lenet5.py", "Wall time per run (both models)", hours=True))
 
 
 def _pan_figure(recs, models, path: Path) -> None:
@@ -138,10 +153,7 @@ def _pan_figure(recs, models, path: Path) -> None:
 
 # ----------------------------------------------------------------------------------------------- kWTA
 def kwta(runs: Path, out: Path, walls) -> str:
-    files = sorted(runs.glob("seed*/kwta_sdr/history.json"), key=seed_of)
-    if not files:
-        raise SystemExit(f"no kWTA results under {runs}")
-    recs = [(seed_of(f), json.loads(f.read_text())) for f in files]
+    recs = load_seeds(runs, "seed*/kwta_sdr/history.json", "kWTA")
     csv_rows, table = [], []
     for name in [r["model"] for r in recs[0][1]["final"]]:
         finals = [next(r for r in rec["final"] if r["model"] == name) for _, rec in recs]
@@ -160,15 +172,10 @@ def kwta(runs: Path, out: Path, walls) -> str:
         else:
             row["dead units (of 512)"] = row["exactly k bits"] = "-"
         table.append(row)
-    write_csv(out / "kwta.csv", csv_rows)
-    walls_txt = [f"seed {s}: {w / 60:.0f} min" for s, _ in recs
-                 if (w := wall_for(walls, "kwta_sdr.py", f"--seed {s} ")) is not None]
-    text = (f"kWTA SDRs on Fashion-MNIST (`demos/kwta_sdr.py`, {recs[0][1]['args']['epochs']} epochs), "
-            f"test accuracy, mean ± std over seeds {table[0]['seeds']}:\n\n{md_table(table)}\n")
-    if walls_txt:
-        text += "\nWall time per seed (all three models): " + "; ".join(walls_txt) + "\n"
-    (out / "kwta.md").write_text(text)
-    return text
+    heading = (f"kWTA SDRs on Fashion-MNIST (`demos/kwta_sdr.py`, {recs[0][1]['args']['epochs']} epochs), "
+               f"test accuracy, mean ± std over seeds {table[0]['seeds']}:")
+    return finish(out, "kwta", csv_rows, heading, table,
+                  seed_walls(walls, recs, "kwta_sdr.py", "Wall time per seed (all three models)"))
 
 
 # ----------------------------------------------------------------------------------------------- ARP
@@ -190,23 +197,18 @@ def arp(runs: Path, out: Path, walls) -> str:
                       f"epoch {acc.shape[1]} %": ms(acc[:, -1]), "best %": ms(acc.max(axis=1)),
                       "first epoch ≥ 80 %": ", ".join("-" if e is None else str(e) for e in first80),
                       "s per run": f"{np.mean([h['seconds'] for h in hs]):.0f}"})
-    write_csv(out / "arp.csv", csv_rows)
     wall = wall_for(walls, "arp_mlp.py")
-    text = (f"ARP vs classic perceptrons, the arpkeras example MLP on {args['dataset']} "
-            f"(`demos/arp_mlp.py`, {args['epochs']} epochs, RMSprop {args['rmsprop']}), test accuracy, "
-            f"mean ± std over seeds {', '.join(map(str, seeds))}:\n\n{md_table(table)}\n")
-    if wall is not None:
-        text += f"\nWall time of the whole run ({len(seeds)} seeds × {len(rec['runs'])} models): {wall / 60:.0f} min\n"
-    (out / "arp.md").write_text(text)
-    return text
+    heading = (f"ARP vs classic perceptrons, the arpkeras example MLP on {args['dataset']} "
+               f"(`demos/arp_mlp.py`, {args['epochs']} epochs, RMSprop {args['rmsprop']}), test accuracy, "
+               f"mean ± std over seeds {', '.join(map(str, seeds))}:")
+    note = "" if wall is None else \
+        f"Wall time of the whole run ({len(seeds)} seeds × {len(rec['runs'])} models): {wall / 60:.0f} min"
+    return finish(out, "arp", csv_rows, heading, table, note)
 
 
 # ----------------------------------------------------------------------------------------------- EP
 def eqprop(runs: Path, out: Path, walls) -> str:
-    files = sorted(runs.glob("seed*/eqprop_mnist/results.json"), key=seed_of)
-    if not files:
-        raise SystemExit(f"no EP results under {runs}")
-    recs = [(seed_of(f), json.loads(f.read_text())) for f in files]
+    recs = load_seeds(runs, "seed*/eqprop_mnist/results.json", "EP")
     csv_rows = []
     for seed, r in recs:
         s = r["summary"]
@@ -224,15 +226,10 @@ def eqprop(runs: Path, out: Path, walls) -> str:
               "best epoch": ", ".join(str(c["best_epoch"]) for c in csv_rows),
               "final train error %": ms([c["final_train_error_pct"] for c in csv_rows]),
               "train s/epoch": f"{np.mean([c['train_s_per_epoch'] for c in csv_rows]):.1f}"}]
-    write_csv(out / "eqprop.csv", csv_rows)
-    walls_txt = [f"seed {s}: {w / 60:.0f} min" for s, _ in recs
-                 if (w := wall_for(walls, "eqprop_mnist.py", f"--seed {s} ")) is not None]
-    text = (f"Symmetric EP (Scellier's net1 settings, `demos/eqprop_mnist.py`), mean ± std over seeds "
-            f"{table[0]['seeds']}:\n\n{md_table(table)}\n")
-    if walls_txt:
-        text += "\nWall time per seed (training and per-epoch tests): " + "; ".join(walls_txt) + "\n"
-    (out / "eqprop.md").write_text(text)
-    return text
+    heading = (f"Symmetric EP (Scellier's net1 settings, `demos/eqprop_mnist.py`), mean ± std over seeds "
+               f"{table[0]['seeds']}:")
+    return finish(out, "eqprop", csv_rows, heading, table,
+                  seed_walls(walls, recs, "eqprop_mnist.py", "Wall time per seed (training and per-epoch tests)"))
 
 
 def main(argv=None) -> int:
