@@ -162,7 +162,7 @@ def kwta(runs: Path, out: Path, walls) -> str:
                              "train_pct": f["train acc %"], "seconds": f["seconds"],
                              "exactly_k": f.get("exactly k bits", ""), "dead_units": f.get("dead units", "")})
         row = {"model": name, "seeds": ", ".join(str(s) for s, _ in recs),
-               "test % (epoch %d)" % recs[0][1]["args"]["epochs"]: ms([f["test acc %"] for f in finals]),
+               f"test % (epoch {recs[0][1]['args']['epochs']})": ms([f["test acc %"] for f in finals]),
                "best test %": ms([f["best test %"] for f in finals]),
                "train %": ms([f["train acc %"] for f in finals]),
                "s per model run": f"{np.mean([f['seconds'] for f in finals]):.0f}"}
