@@ -5,7 +5,9 @@ Each demo writes its own results file per run; this script only reads them:
 * ``pan``:    ``RUNS/seed*/pan_lenet5/results.json`` of ``demos/pan_lenet5.py`` (one run per seed)
 * ``kwta``:   ``RUNS/seed*/kwta_sdr/history.json`` of ``demos/kwta_sdr.py``
 * ``arp``:    ``RUNS/arp_mlp/history.json`` of ``demos/arp_mlp.py --seeds N`` (all seeds in one file)
-* ``eqprop``: ``RUNS/seed*/eqprop_mnist/results.json`` of ``demos/eqprop_mnist.py``
+* ``eqprop``: ``RUNS/seed*/eqprop_mnist/results.json`` of ``demos/eqprop_mnist.py`` (its ``per_epoch``
+  field may hold a stray integer instead of the rows; ``--log-pattern`` then reads the per-epoch
+  table the demo printed into its log)
 
 and writes ``OUT/<name>.md`` (a Markdown table, mean ± sample std over the seeds found) and
 ``OUT/<name>.csv`` (one row per seed and model), plus ``OUT/pan50_curves.png`` for PAN. With
@@ -207,14 +209,27 @@ def arp(runs: Path, out: Path, walls) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- EP
-def eqprop(runs: Path, out: Path, walls) -> str:
+def per_epoch_errors(record: dict, log_pattern: str | None, seed: int) -> list[float]:
+    """Test error % per epoch: the demo's ``per_epoch`` rows, or (when the results file lacks them)
+    the per-epoch table the demo printed into its log ``log_pattern.format(seed=seed)``."""
+    if isinstance(record.get("per_epoch"), list):
+        return [row["test_error_%"] for row in record["per_epoch"]]
+    if log_pattern is None or not Path(log_pattern.format(seed=seed)).exists():
+        return []
+    text = Path(log_pattern.format(seed=seed)).read_text(errors="replace").replace("\r", "\n")
+    rows = re.findall(r"^\|\s*(\d+)\s*\|\s*[\d.]+\s*\|\s*([\d.]+)\s*\|", text, flags=re.M)
+    return [float(e) for _, e in rows]
+
+
+def eqprop(runs: Path, out: Path, walls, log_pattern: str | None = None) -> str:
     recs = load_seeds(runs, "seed*/eqprop_mnist/results.json", "EP")
     csv_rows = []
     for seed, r in recs:
         s = r["summary"]
-        err = [row["test_error_%"] for row in r["per_epoch"]]
+        err = per_epoch_errors(r, log_pattern, seed)
         csv_rows.append({"seed": seed, "epochs": s["epochs"], "final_test_error_pct": s["final_test_error_%"],
-                         "best_test_error_pct": s["best_test_error_%"], "best_epoch": int(np.argmin(err)) + 1,
+                         "best_test_error_pct": s["best_test_error_%"],
+                         "best_epoch": int(np.argmin(err)) + 1 if err else "-",
                          "final_train_error_pct": s["final_train_error_%"],
                          "train_s_per_epoch": round(s["seconds_per_epoch_training"], 1),
                          "seconds_total": s["seconds_total"]})
@@ -238,10 +253,16 @@ def main(argv=None) -> int:
     p.add_argument("--runs", required=True, type=Path, help="the folder the demo runs wrote into")
     p.add_argument("--out", default=Path(__file__).parent, type=Path, help="where the tables go")
     p.add_argument("--queue-log", type=Path, default=None, help="job-queue log with the wall time of each run")
+    p.add_argument("--log-pattern", default=None,
+                   help="eqprop: a run's log, e.g. 'RUNS/eqprop_seed{seed}.log', read for the per-epoch errors "
+                        "when its results.json lacks them")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    text = {"pan": pan, "kwta": kwta, "arp": arp, "eqprop": eqprop}[args.what](args.runs, args.out,
-                                                                             queue_walls(args.queue_log))
+    walls = queue_walls(args.queue_log)
+    if args.what == "eqprop":
+        text = eqprop(args.runs, args.out, walls, args.log_pattern)
+    else:
+        text = {"pan": pan, "kwta": kwta, "arp": arp}[args.what](args.runs, args.out, walls)
     print(text)
     return 0
 
