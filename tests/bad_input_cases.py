@@ -180,7 +180,9 @@ def _butd():
                  container=True),
             Case("BUTDNet", lambda: b.BUTDNet(core(), 3, rng=0), _normal(2, 1, 4, 4), container=True),
             Case("TaskBUTDNet", lambda: b.TaskBUTDNet(core(), 3, n_tasks=2, task_embedding=None, rng=0),
-                 _normal(2, 1, 4, 4), call=lambda net, x: net(x, task(x)), container=True)]
+                 _normal(2, 1, 4, 4), call=lambda net, x: net(x, task(x)), container=True),
+            Case("HardSharingNet", lambda: b.HardSharingNet(core(), 3, n_tasks=2, rng=0), _normal(2, 1, 4, 4),
+                 container=True)]
 
 
 _XY = lambda rng: rng.random((4, 2))  # noqa: E731  (four samples of a 2-input logic gate)

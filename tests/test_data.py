@@ -351,7 +351,8 @@ def test_describe_datasets(tmp_path, monkeypatch, capsys):
     (data / "cifar10" / "test_batch.bin").write_bytes(_cifar_records(4, seed=0)[0])
     monkeypatch.setenv("NNLOCAL_DATA", str(data))
     rows = {(r["dataset"], r["split"]): r for r in describe_datasets()}
-    assert set(rows) == {(d, s) for d in ("digits", "mnist", "fashion-mnist", "cifar10") for s in ("train", "test")}
+    assert set(rows) == {(d, s) for d in ("digits", "mnist", "fashion-mnist", "cifar10") for s in ("train", "test")} \
+        | {(d, s) for d in ("multi-mnist", "multi-fashion-mnist") for s in ("train", "val", "test")}
     assert rows["digits", "train"]["status"] == "found" and rows["digits", "train"]["n"] == 1500
     assert rows["mnist", "test"] == {"dataset": "mnist", "split": "test", "status": "found", "n": 7,
                                      "where": str(data / "mnist")}

@@ -56,7 +56,7 @@ def test_environment_variable_with_a_bad_value_is_a_clear_error():
 
 
 # ------------------------------------------------------------------ --kernels on the demos and the tour
-DEMOS = sorted(p for p in (REPO / "demos").glob("*.py") if p.stem != "butd_multitask")   # that one: repro17
+DEMOS = sorted(p for p in (REPO / "demos").glob("*.py"))
 
 
 def _load_demo(path):

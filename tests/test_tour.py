@@ -178,8 +178,7 @@ def test_write_index_puts_each_caption_under_its_figure_and_the_footer_last(tmp_
 
 
 # The demos' figures: every figure a demo saves has a caption in the CAPTIONS it passes to write_index
-# (butd_multitask.py is left out until it gets its captions; it is being reworked for the reproductions).
-DEMOS = sorted(p for p in (Path(__file__).resolve().parents[1] / "demos").glob("*.py") if p.stem != "butd_multitask")
+DEMOS = sorted(p for p in (Path(__file__).resolve().parents[1] / "demos").glob("*.py"))
 
 
 @pytest.mark.parametrize("demo", DEMOS, ids=[d.stem for d in DEMOS])

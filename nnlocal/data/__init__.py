@@ -9,6 +9,8 @@ Every loader returns ``(images float32 in [0, 1], labels int64)``, images ``NCHW
 * :func:`load_cifar10` -- the official binary CIFAR-10 release, RGB or BT.709 grayscale;
 * :func:`load_dataset` -- all of the above by name, with the documented MNIST fallback;
 * :func:`multi_mnist` -- the BU-TD two-digit construction over any MNIST-like set;
+* :func:`load_multi_mnist` -- Multi-MNIST / Multi-Fashion-MNIST with the original's train/val/test
+  splits, seeded and cached (also ``load_dataset("multi-fashion-mnist", split)``);
 * :func:`logic_gate` -- XOR/AND/OR/NOT/ID in DEEP's convention;
 * :class:`DataLoader` -- seeded, reshuffling mini-batches;
 * :func:`read_idx` / :func:`write_idx` -- the IDX format;
@@ -23,13 +25,15 @@ from .fetch import (SPECS, ChecksumError, CorruptDataError, DatasetNotFoundError
                     RemoteFile, download_file, get_cache_dir)
 from .idx import read_idx, read_idx_header, write_idx
 from .loader import DataLoader
+from .multi import MULTI_DATASETS, MULTI_SPLITS, build_multi_split, load_multi_mnist, multi_cache_path
 from .synthetic import logic_gate, multi_mnist, multi_mnist_geometry, resize_nearest
 
 __all__ = [
     "load_digits", "load_mnist", "load_fashion_mnist", "load_cifar10", "load_dataset", "load_train_test", "load_idx_dataset",
     "canonical_name", "DATASET_NAMES", "describe_datasets", "download_dataset", "normalize", "MNIST_MEAN", "MNIST_STD",
     "DIGITS_TRAIN_SIZE", "MNIST_FALLBACK_TRAIN_SIZE",
-    "multi_mnist", "multi_mnist_geometry", "resize_nearest", "logic_gate", "DataLoader",
+    "multi_mnist", "multi_mnist_geometry", "load_multi_mnist", "build_multi_split", "multi_cache_path",
+    "MULTI_DATASETS", "MULTI_SPLITS", "resize_nearest", "logic_gate", "DataLoader",
     "read_idx", "read_idx_header", "write_idx", "parse_cifar_batch", "read_cifar_batches",
     "DatasetNotFoundError", "DownloadError", "ChecksumError", "CorruptDataError", "RemoteFile", "DatasetSpec",
     "SPECS",

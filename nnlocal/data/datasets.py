@@ -11,6 +11,9 @@ name               images                source
 ``cifar10-gray``   (N, 1, 32, 32)        the same, BT.709 luma ``0.2125 R + 0.7154 G + 0.0721 B``
 =================  ====================  ===========================================================
 
+``multi-mnist`` and ``multi-fashion-mnist``: two items per 28x28 image, labels ``(N, 2)``, splits
+train / val / test, built and cached by :mod:`.multi`.
+
 Fixed splits:
 
 * ``load_digits``: the 1,797 images in scikit-learn's order; **train = the first 1,500, test = the
@@ -189,10 +192,11 @@ def load_digits(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------------------
 # one entry point for the demos
 # ----------------------------------------------------------------------------------------------
-DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar10-gray")
+DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "cifar10", "cifar10-gray", "multi-mnist", "multi-fashion-mnist")
 _ALIASES = {"fashionmnist": "fashion-mnist", "fashion": "fashion-mnist", "cifar-10": "cifar10",
             "cifar-10-gray": "cifar10-gray", "cifar10-grey": "cifar10-gray", "cifar10gray": "cifar10-gray",
-            "sklearn-digits": "digits"}
+            "sklearn-digits": "digits", "multi-fashion": "multi-fashion-mnist",
+            "multi-fashionmnist": "multi-fashion-mnist"}
 
 
 def canonical_name(name: str) -> str:
@@ -206,7 +210,7 @@ def canonical_name(name: str) -> str:
 
 def load_dataset(name: str, split: str = "train", *, fallback: bool = True, root=None, cache_dir=None,
                  mirrors=None, download: bool | None = None, timeout: float = DEFAULT_TIMEOUT,
-                 progress: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 progress: bool | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """``(images, labels)`` of dataset ``name`` (case-insensitive: "digits", "mnist", "fashion-mnist",
     "cifar10", "cifar10-gray") and ``split`` ("train" or "test"; "all" for digits).
 
@@ -215,8 +219,17 @@ def load_dataset(name: str, split: str = "train", *, fallback: bool = True, root
     deterministically: train = images 0..7,999, test = images 8,000..9,999 (disjoint). No download is
     attempted in that case. With ``fallback=False`` (or when the training files are present) the
     real splits are loaded, downloading them if needed.
+
+    "multi-mnist" / "multi-fashion-mnist" (splits "train", "val", "test"; labels ``(N, 2)``) are
+    built and cached by :func:`~nnlocal.data.multi.load_multi_mnist` with ``seed``; the other
+    datasets ignore ``seed``.
     """
     key = canonical_name(name)
+    if key.startswith("multi-"):
+        from .multi import load_multi_mnist
+
+        return load_multi_mnist(key, split, seed, root=root, cache_dir=cache_dir, mirrors=mirrors,
+                                download=download, timeout=timeout, progress=progress)
     if key == "digits":
         return load_digits(split)
     io = dict(root=root, cache_dir=cache_dir, mirrors=mirrors, download=download, timeout=timeout,
@@ -344,6 +357,9 @@ def describe_datasets(root=None, cache_dir=None, verify: bool = False) -> list[d
     for spec in (MNIST, FASHION_MNIST):
         rows += [_idx_row(spec, split, root, cache_dir, verify) for split in ("train", "test")]
     rows += [_cifar_row(split, root, cache_dir, verify) for split in ("train", "test")]
+    from .multi import describe_multi
+
+    rows += [dict(r, checksum="-") if verify else r for r in describe_multi(root, cache_dir)]
     return rows
 
 

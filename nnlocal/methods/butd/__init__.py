@@ -14,7 +14,8 @@ Reading path:
    ``depthwise_pool``, ``BUTDFlatten``; ``blocks.py``: ``BUTDSequential``, ``BUTDBasicBlock``;
 3. ``models.py``: ``BUTDNet``, ``TaskBUTDNet``, ``counter_hebb_``, ``loss_and_grad``;
 4. ``architectures.py``: the original's FC net, "simple net" and ResNet-18 cores;
-   ``analysis.py``: the task masks of a guided net and their statistics.
+   ``analysis.py``: the task masks of a guided net and their statistics;
+   ``baselines.py``: ``HardSharingNet``, the hard-parameter-sharing multi-task baseline.
 
 ``cpu.py`` holds the Numba GaLU kernel (it beats the NumPy reference at every size BU-TD uses:
 measured, see docs/butd.md), ``cuda.py`` its GPU twin; the layers pick one through
@@ -43,11 +44,13 @@ Where nnlocal departs from the original:
 * Public entry points reject non-finite input and keep a copy of what they are given (in-place
   edits of an input after ``forward`` do not change any gradient).
 """
-from . import analysis, architectures, blocks, layers, models
+from . import analysis, architectures, baselines, blocks, layers, models
 from .analysis import *  # noqa: F401,F403
 from .architectures import *  # noqa: F401,F403
 from .blocks import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
+from .baselines import *  # noqa: F401,F403
 
-__all__ = layers.__all__ + blocks.__all__ + models.__all__ + architectures.__all__ + analysis.__all__
+__all__ = (layers.__all__ + blocks.__all__ + models.__all__ + architectures.__all__ + analysis.__all__
+           + baselines.__all__)
