@@ -42,7 +42,7 @@ from nnlocal import kernels, metrics, nn, optim
 from nnlocal.cli import HelpFormatter, run
 from nnlocal.data import DataLoader, load_train_test
 from nnlocal.methods import arp
-from nnlocal.report import format_seconds, new_figure, print_table, save_figure, write_index
+from nnlocal.report import format_seconds, new_figure, print_table, save_figure, write_index, write_text
 
 #: the notebook's saved outputs (grey CIFAR-10, one run): test acc %, test loss, epoch-1 val acc %
 ORIGINAL = {"classic": (21.66, 2.0275, 10.00), "ARP": (33.78, 1.8502, 22.04), "ARP-off": (23.59, 2.0174, 11.61)}
@@ -213,8 +213,8 @@ def main(argv=None):
 
     notes = ("Original (arpkeras notebook, grey CIFAR-10, one run): classic 21.66 %, ARP 33.78 %, "
              "ARP-off 23.59 % test accuracy.")
-    (out / "results.md").write_text(f"{title}\n\n{table}\n\n{notes}\n")
-    (out / "history.json").write_text(json.dumps({"args": vars(args), "limits": lim._asdict(), "runs": runs},
+    write_text(out / "results.md", f"{title}\n\n{table}\n\n{notes}\n")
+    write_text(out / "history.json", json.dumps({"args": vars(args), "limits": lim._asdict(), "runs": runs},
                                                  indent=1, default=float))
     write_index(out, figures, {"Results": table}, title=f"ARP MLP demo: {args.dataset}", captions=CAPTIONS)
     print(f"\n{notes}\nfigures: {out}/index.md")

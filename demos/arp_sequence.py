@@ -30,7 +30,7 @@ from nnlocal import kernels, metrics, nn, optim
 from nnlocal.cli import HelpFormatter, run
 from nnlocal.data import DataLoader, load_train_test
 from nnlocal.methods import arp
-from nnlocal.report import new_figure, print_table, save_figure, write_index
+from nnlocal.report import new_figure, print_table, save_figure, write_index, write_text
 
 CELLS = {"LSTM": nn.LSTM, "AutoRotLSTM": arp.AutoRotLSTM, "GRU": nn.GRU, "AutoRotGRU": arp.AutoRotGRU}
 CAPTIONS = {"arp_sequence_curves": "Test accuracy per epoch of each recurrent cell reading the images row by row "
@@ -158,8 +158,8 @@ def main(argv=None):
     ax.set_title(title, fontsize=8)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))   # beside the curves
     figures = [save_figure(fig, out, "arp_sequence_curves")]
-    (out / "results.md").write_text(f"{title}\n\n{table}\n")
-    (out / "history.json").write_text(json.dumps({"args": vars(args), "runs": runs}, indent=1, default=float))
+    write_text(out / "results.md", f"{title}\n\n{table}\n")
+    write_text(out / "history.json", json.dumps({"args": vars(args), "runs": runs}, indent=1, default=float))
     write_index(out, figures, {"Results": table}, title=f"ARP recurrent demo: {args.dataset}", captions=CAPTIONS)
     print(f"\nfigures: {out}/index.md")
     return rows, runs

@@ -34,7 +34,7 @@ from nnlocal import kernels, metrics, optim
 from nnlocal.cli import HelpFormatter, run
 from nnlocal.data import MNIST_MEAN, MNIST_STD, DataLoader, load_train_test, normalize
 from nnlocal.methods import butd
-from nnlocal.report import new_figure, print_table, save_figure, write_index
+from nnlocal.report import new_figure, print_table, save_figure, write_index, write_text
 
 RUNS = {"bp": ("shared", "backprop"), "ch-shared": ("shared", "ch"), "ch-separate": ("separate", "ch"),
         "ch-symmetric": ("symmetric", "ch"), "ch-fa": ("fa", "ch")}
@@ -178,7 +178,7 @@ def main(argv=None):
     ax2.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))   # one legend, beside the curves
     figures = [save_figure(fig, out, "butd_counter_hebb_curves")]
     results = {"args": vars(args), "history": history, "summary": summary, "ch_bp_gradient_gap": gap}
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    write_text(out / "results.json", json.dumps(results, indent=1))
     write_index(out, figures, {"Summary": table, "Test accuracy per epoch": per_epoch},
                 title=f"BU-TD: Counter-Hebb vs backprop ({args.dataset})", captions=CAPTIONS)
     print(f"\nresults: {out / 'results.json'}; figures: {', '.join(str(f) for f in figures)}")

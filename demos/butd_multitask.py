@@ -32,7 +32,6 @@ import argparse
 import csv
 import io
 import json
-import os
 import time
 from pathlib import Path
 
@@ -46,7 +45,7 @@ from nnlocal.data import (MNIST_MEAN, MNIST_STD, DataLoader, build_multi_split, 
                           normalize)
 from nnlocal.methods import butd
 from nnlocal.metrics import evaluate
-from nnlocal.report import format_table, new_figure, print_table, save_figure, write_index
+from nnlocal.report import format_table, new_figure, print_table, save_figure, write_index, write_text
 
 TASKS = ("left", "right")
 MODELS = ("guided", "guided-trained", "hard-sharing", "single-left", "single-right")
@@ -185,34 +184,23 @@ def accuracy(name, net, x, y) -> dict:
 
 # ================================================================================ checkpoints
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(obj, indent=1))          # atomic: a crash leaves the old file or the new one
 
 
-def save_checkpoint(folder: Path, nets, opts) -> None:
+def save_checkpoint(folder: Path, nets, opts, scheds) -> None:
+    """Every net with its Adam state and lr schedule (nnlocal.save: atomic, pickle-free .npz)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, net in nets.items():
         utils.save(net, folder / f"{name}.npz")
-        state = opts[name].state_dict()["state"]
-        arrays = {f"p{i}.{k}": np.asarray(v) for i, s in state.items() for k, v in s.items()}
-        tmp = folder / f".{name}.adam.npz.tmp"
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, folder / f"{name}.adam.npz")
+        utils.save(opts[name], folder / f"{name}.adam.npz")
+        utils.save(scheds[name], folder / f"{name}.lr.npz")
 
 
-def load_checkpoint(folder: Path, nets, opts, scheds, epochs_done: int) -> None:
+def load_checkpoint(folder: Path, nets, opts, scheds) -> None:
     for name, net in nets.items():
         utils.load(net, folder / f"{name}.npz")
-        state = {}
-        with np.load(folder / f"{name}.adam.npz", allow_pickle=False) as f:
-            for key in f.files:
-                i, k = key[1:].split(".", 1)
-                v = f[key]
-                state.setdefault(int(i), {})[k] = v.item() if v.ndim == 0 else v
-        opts[name].load_state_dict({"state": state, "param_groups": opts[name].state_dict()["param_groups"]})
-        scheds[name].load_state_dict({"last_epoch": epochs_done, "base_lrs": scheds[name].base_lrs})
+        utils.load(opts[name], folder / f"{name}.adam.npz")
+        utils.load(scheds[name], folder / f"{name}.lr.npz")
 
 
 # ================================================================================ one seed
@@ -238,7 +226,7 @@ def run_seed(args, data, seed, out: Path) -> dict:
                 print(f"seed {seed}: {old['epochs_done']} epoch(s) already done, skipped")
                 return old
             record = old
-            load_checkpoint(folder / "checkpoint", nets, opts, scheds, old["epochs_done"])
+            load_checkpoint(folder / "checkpoint", nets, opts, scheds)
             print(f"seed {seed}: resuming after epoch {old['epochs_done']}")
         else:
             print(f"seed {seed}: {path} was made with another configuration; starting again")
@@ -264,7 +252,7 @@ def run_seed(args, data, seed, out: Path) -> dict:
             h["train_s"].append(seconds[name])
             h["train_loss"].append(float(np.mean(losses[name])))
         record["epochs_done"] = epoch + 1
-        save_checkpoint(folder / "checkpoint", nets, opts)
+        save_checkpoint(folder / "checkpoint", nets, opts, scheds)
         _write_json(path, record)
         print(f"seed {seed} epoch {epoch + 1:3d} | test " + " | ".join(
             f"{n}: " + "/".join(f"{record['history'][n]['test'][t][-1]:.2f}" for t in TASKS
@@ -369,7 +357,7 @@ def write_curves_csv(records, path: Path) -> None:
                     for e, acc in enumerate(h[split][task]):
                         w.writerow([name, r["seed"], e + 1, split, task, f"{acc:.2f}", f"{h['train_loss'][e]:.5f}",
                                     f"{h['train_s'][e]:.2f}", f"{h['eval_s'][e]:.2f}"])
-    path.write_text(buf.getvalue())
+    write_text(path, buf.getvalue())
 
 
 def aggregate(args, out: Path, title: str):
@@ -390,10 +378,10 @@ def aggregate(args, out: Path, title: str):
     w = csv.DictWriter(buf, fieldnames=list(csv_rows[0]))
     w.writeheader()
     w.writerows(csv_rows)
-    (out / "summary.csv").write_text(buf.getvalue())
+    write_text(out / "summary.csv", buf.getvalue())
     write_curves_csv(records, out / "curves.csv")
     _write_json(out / "summary.json", {"seeds": used, "epochs": epochs, "rows": csv_rows})
-    (out / "summary.md").write_text(f"{heading}\n\n{table}\n")
+    write_text(out / "summary.md", f"{heading}\n\n{table}\n")
     fig = curves_figure(records, epochs, f"{title}, seeds {used}")
     figures = [save_figure(fig, out, "butd_multitask_curves")]
     tables = {"Accuracy": table}

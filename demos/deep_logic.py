@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from nnlocal import kernels
 from nnlocal.cli import HelpFormatter, run
 from nnlocal.methods import deep
-from nnlocal.report import new_figure, print_table, save_figure, write_index
+from nnlocal.report import new_figure, print_table, save_figure, write_index, write_text
 
 MODELS = {
     "DEEP": deep.NOTEBOOK_HPARAMS["DEEP"],
@@ -318,7 +318,7 @@ def main(argv=None):
         figures.append(save_figure(fig, out, "sparsification_edges"))
         tables["L1 + sparsification"] = print_table(sparse_rows, title="L1 + sparsification")
 
-    (out / "results.json").write_text(json.dumps({"args": vars(args), "success": results, "gershgorin": diag_rows,
+    write_text(out / "results.json", json.dumps({"args": vars(args), "success": results, "gershgorin": diag_rows,
                                                   "sparsification": sparse_rows}, indent=1, default=float))
     index = write_index(out, figures, tables, title="DEEP / asymmetric EP on logic gates", captions=CAPTIONS)
     print(f"\nfigures and tables: {index}")

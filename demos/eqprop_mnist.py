@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from nnlocal import kernels
 from nnlocal.cli import HelpFormatter, run
 from nnlocal.methods.eqprop import SCELLIER_NET1, EPNet
-from nnlocal.report import format_seconds, new_figure, print_table, save_figure, write_index
+from nnlocal.report import format_seconds, new_figure, print_table, save_figure, write_index, write_text
 
 CAPTIONS = {
     "error_curves": "Training error (end of the free phase, persistent particles) and test error (free phase "
@@ -170,7 +170,7 @@ def main(argv=None):
         ax.set_title(f"input weights of the first {k} hidden units (each scaled to its max |w|)", fontsize=9)
         figures.append(save_figure(fig, out, "input_weights"))
 
-    (out / "results.json").write_text(json.dumps({"summary": summary, "per_epoch": rows}, indent=1, default=float))
+    write_text(out / "results.json", json.dumps({"summary": summary, "per_epoch": rows}, indent=1, default=float))
     write_index(out, figures, {"Per epoch": table}, title=f"Equilibrium propagation on {args.dataset}",
                 captions=CAPTIONS)
     return summary

@@ -36,7 +36,7 @@ from nnlocal.cli import HelpFormatter, run
 from nnlocal.data import DataLoader, load_train_test, normalize
 from nnlocal.methods.kwta.reference import kwta_k
 from nnlocal.methods import kwta
-from nnlocal.report import format_seconds, new_figure, print_table, save_figure, write_index
+from nnlocal.report import format_seconds, new_figure, print_table, save_figure, write_index, write_text
 
 CAPTIONS = {
     "kwta_sdr_heatmap": "How often each kWTA unit fires for the test images of each class: every image switches on "
@@ -252,8 +252,8 @@ def main(argv=None):
     table = print_table(rows, title=title)
     if stray > 0:
         print(f"\nnote: {notes[-1]}")
-    (out / "results.md").write_text(f"{title}\n\n{table}\n" + "".join(f"\nnote: {n}\n" for n in notes))
-    (out / "history.json").write_text(json.dumps({"args": vars(args), "history": history, "final": rows},
+    write_text(out / "results.md", f"{title}\n\n{table}\n" + "".join(f"\nnote: {n}\n" for n in notes))
+    write_text(out / "history.json", json.dumps({"args": vars(args), "history": history, "final": rows},
                                                  indent=1, default=float))
     write_index(out, figures, {"Results": table}, title=f"kWTA SDR demo: {args.dataset}", captions=CAPTIONS)
     print(f"\nfigures: {out}/index.md")

@@ -41,7 +41,7 @@ from nnlocal import kernels, metrics, nn, optim
 from nnlocal.cli import HelpFormatter, run
 from nnlocal.data import DataLoader, load_train_test, normalize
 from nnlocal.methods import pan
-from nnlocal.report import new_figure, print_table, save_figure, write_index
+from nnlocal.report import new_figure, print_table, save_figure, write_index, write_text
 
 #: the original's saved MNIST outputs (Perceptron-Activation-Network-MNIST.ipynb), test accuracy %
 ORIGINAL_MNIST_EPOCH1 = {"LeNet-5": 20.73, "Tron (PAN)": 88.08}
@@ -210,7 +210,7 @@ def main(argv=None):
 
     results = {"args": vars(args), "history": history, "batch_dependence": batch_rows,
                "original_mnist_epoch1": ORIGINAL_MNIST_EPOCH1}
-    (out / "results.json").write_text(json.dumps(results, indent=1))
+    write_text(out / "results.json", json.dumps(results, indent=1))
     write_index(out, figures, tables, title=f"PAN vs LeNet-5 ({args.dataset})", captions=CAPTIONS)
     print(f"\nresults: {out / 'results.json'}; figures: {', '.join(str(f) for f in figures)}")
     return results

@@ -9,7 +9,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "fsync_directory", "file_mode"]
+__all__ = ["atomic_write", "write_text", "fsync_directory", "file_mode"]
 
 
 def file_mode() -> int:
@@ -58,3 +58,10 @@ def atomic_write(path, mkdir: bool = True):
             os.unlink(tmp)
         raise
     fsync_directory(path.parent)
+
+
+def write_text(path, text: str) -> Path:
+    """``Path(path).write_text(text)`` (UTF-8), atomically and durably: see :func:`atomic_write`."""
+    with atomic_write(path) as f:
+        f.write(text.encode("utf-8"))
+    return Path(path)

@@ -18,9 +18,9 @@ import os
 import platform
 from pathlib import Path
 
-from ._files import atomic_write
+from ._files import atomic_write, write_text
 
-__all__ = ["format_table", "print_table", "save_figure", "write_index", "new_figure", "format_seconds",
+__all__ = ["format_table", "print_table", "save_figure", "write_index", "write_text", "new_figure", "format_seconds",
            "machine_info", "machine_summary"]
 
 
@@ -104,7 +104,7 @@ def write_index(out_dir, figures, tables: dict[str, str] | None = None, title: s
     if footer:
         lines += ["---", "", footer, ""]
     path = out_dir / "index.md"
-    path.write_text("\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path
 
 

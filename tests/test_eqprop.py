@@ -405,3 +405,41 @@ def test_numpy_switch_compiles_no_numba_kernel():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split()[0] == "False", out.stdout
+
+
+# ------------------------------------------------------------------ one BLAS thread pool at a time
+class _FakePool:
+    def __init__(self, filepath, num_threads):
+        self.filepath, self.num_threads = filepath, num_threads
+
+
+@pytest.mark.parametrize("pools,expected", [
+    ([("numpy-openblas", 2), ("scipy-openblas", 2)], False),   # two pools of two threads: they would fight
+    ([("numpy-openblas", 1), ("scipy-openblas", 1)], True),
+    ([("numpy-openblas", 1), ("scipy-openblas", 2)], False),
+    ([("mkl", 2), ("mkl", 2)], True),                            # one library shared by numpy and scipy
+])
+def test_scipy_gemm_only_when_it_cannot_fight_numpys_blas(monkeypatch, pools, expected):
+    from nnlocal.methods.eqprop import cpu
+
+    monkeypatch.setattr(cpu, "_BLAS_POOLS", [_FakePool(f, n) for f, n in pools])
+    assert cpu._one_blas_pool() is expected
+
+
+def test_ep_update_is_the_same_through_scipys_gemm_and_numpys_product(monkeypatch, rng):
+    """Both routes of W_0's in-place update give the reference's result (float64)."""
+    from nnlocal.methods.eqprop import cpu, reference
+
+    x = rng.random((4, 7))
+    free = [rng.random((4, 5)), rng.random((4, 3))]
+    nudged = [f + 0.1 * rng.standard_normal(f.shape) for f in free]
+    W = [np.asfortranarray(rng.standard_normal((7, 5))), rng.standard_normal((5, 3))]
+    b = [rng.standard_normal(5), rng.standard_normal(3)]
+    ref_W, ref_b = copy.deepcopy(W), copy.deepcopy(b)
+    reference.ep_update(x, free, nudged, ref_W, ref_b, 0.5, (0.1, 0.05))
+    for one_pool in (True, False):
+        monkeypatch.setattr(cpu, "_one_blas_pool", lambda one_pool=one_pool: one_pool)
+        w, bb = copy.deepcopy(W), copy.deepcopy(b)
+        cpu.ep_update(x, free, nudged, w, bb, 0.5, (0.1, 0.05))
+        for i, (got, want) in enumerate(zip(w + bb, ref_W + ref_b)):
+            assert_close(f"parameter {i}, one BLAS pool: {one_pool}", got, want, rtol=1e-12)

@@ -116,3 +116,32 @@ def test_tour_runs_its_parts_under_the_chosen_kernels_and_restores_the_switch(tm
     with pytest.raises(SystemExit) as exc:
         cli.main(["tour", "--kernels", "fast"])
     assert exc.value.code == 2
+
+
+# ------------------------------------------------------------------ Numba's thread pool and OpenBLAS's
+_PROBE = """
+import os, sys
+import numba.np.ufunc.parallel as parallel
+seen = []
+launch = parallel._launch_threads
+def probe():
+    seen.append(os.environ.get("OMP_WAIT_POLICY"))
+    launch()
+parallel._launch_threads = probe
+import nnlocal
+print(repr(seen[:1]), repr(os.environ.get("OMP_WAIT_POLICY")), parallel._is_initialized)
+"""
+
+
+@pytest.mark.parametrize("user_value", [None, "ACTIVE"])
+def test_numba_pool_starts_with_sleeping_openmp_workers_unless_the_user_chose(user_value):
+    """import nnlocal starts Numba's pool with OMP_WAIT_POLICY=PASSIVE (its idle OpenMP workers would
+    otherwise spin against OpenBLAS's), restores the environment afterwards, and keeps a user's choice."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if user_value:
+        env["OMP_WAIT_POLICY"] = user_value
+    out = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, env=env, cwd=REPO,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    expected = "PASSIVE" if user_value is None else user_value
+    assert out.stdout.split() == [repr([expected]), repr(user_value), "True"]

@@ -162,6 +162,62 @@ def test_state_dict_round_trip_resumes_exactly(ours_cls, kwargs):
         np.testing.assert_array_equal(p.data, q.data)
 
 
+@pytest.mark.parametrize("ours_cls,kwargs", [(optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
+                                             (optim.Adam, dict(lr=0.01, amsgrad=True)),
+                                             (optim.RMSprop, dict(lr=0.01, momentum=0.5, centered=True))],
+                         ids=["SGD", "Adam", "RMSprop"])
+def test_optimizer_and_scheduler_checkpoint_to_a_file_and_resume_exactly(ours_cls, kwargs, tmp_path):
+    """nnlocal.save / load take an optimizer and a scheduler (nested state) as they take a model."""
+    import nnlocal
+
+    params, _, grads = _setup(3)
+
+    def steps(o, ps, gs):
+        for g_step in gs:
+            for p, g in zip(ps, g_step):
+                p.grad = g.copy()
+            o.step()
+
+    opt = ours_cls([{"params": params[:2]}, {"params": params[2:], "lr": 0.001}], **kwargs)
+    sched = optim.StepLR(opt, step_size=1, gamma=0.5)
+    steps(opt, params, grads[:10])
+    sched.step()
+    nnlocal.save(opt, tmp_path / "opt.npz")
+    nnlocal.save(sched, tmp_path / "sched.npz")
+    clone = [nn.Parameter(p.data.copy()) for p in params]
+    opt2 = ours_cls([{"params": clone[:2]}, {"params": clone[2:]}], **{**kwargs, "lr": 0.7})
+    sched2 = optim.StepLR(opt2, step_size=1, gamma=0.5)
+    nnlocal.load(opt2, tmp_path / "opt.npz")
+    nnlocal.load(sched2, tmp_path / "sched.npz")
+    assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups]   # not 0.7
+    assert sched2.state_dict() == sched.state_dict() and isinstance(sched2.last_epoch, int)
+    for g, g2 in zip(opt.param_groups, opt2.param_groups):
+        assert {k: v for k, v in g.items() if k != "params"} == {k: v for k, v in g2.items() if k != "params"}
+        assert {k: type(v) for k, v in g.items() if k != "params"} == \
+            {k: type(v) for k, v in g2.items() if k != "params"}          # betas a tuple, amsgrad a bool
+    steps(opt, params, grads[10:])
+    sched.step()
+    steps(opt2, clone, grads[10:])
+    sched2.step()
+    for p, q in zip(params, clone):
+        np.testing.assert_array_equal(p.data, q.data)
+    # another optimizer's file, or a shape that does not fit, is refused before anything changes
+    with pytest.raises(ValueError, match="parameter groups"):
+        nnlocal.load(ours_cls(clone, **kwargs), tmp_path / "opt.npz")
+
+
+def test_save_refuses_state_it_cannot_store(tmp_path):
+    import nnlocal
+
+    class Odd:
+        def state_dict(self):
+            return {"step": 1, "name": "adam"}
+
+    with pytest.raises(ValueError, match="'name' is 'adam'; only numbers"):
+        nnlocal.save(Odd(), tmp_path / "odd.npz")
+    assert not (tmp_path / "odd.npz").exists()
+
+
 def test_load_state_dict_rejects_mismatched_groups():
     a = [nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))]
     sd = optim.SGD(a, lr=0.1).state_dict()

@@ -16,12 +16,14 @@ from __future__ import annotations
 import csv
 import importlib
 import importlib.util
+import io
 import os
 import pkgutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._files import write_text
 from ..report import format_table, machine_info, machine_summary
 from .common import Case, MemoryCase, goal_met, run_case, thread_limit
 
@@ -167,13 +169,14 @@ def print_results(results: BenchResults) -> None:
 def write_results(results: BenchResults, out_dir: Path) -> None:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "bench.md").write_text("# nnlocal bench\n\n" + results.markdown())
+    write_text(out_dir / "bench.md", "# nnlocal bench\n\n" + results.markdown())
     machine = {k: machine_info()[k] for k in MACHINE_COLUMNS}
     tables = [("bench.csv", results.rows, results.columns), ("memory.csv", results.memory, MEMORY_COLUMNS)]
     for name, rows, columns in tables:
         if rows or name == "bench.csv":
-            with open(out_dir / name, "w", newline="") as fh:
-                fields = list(dict.fromkeys(columns + ["threads", "goal_met"] + MACHINE_COLUMNS))
-                writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-                writer.writeheader()
-                writer.writerows({**row, **machine} for row in rows)
+            fh = io.StringIO(newline="")
+            fields = list(dict.fromkeys(columns + ["threads", "goal_met"] + MACHINE_COLUMNS))
+            writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows({**row, **machine} for row in rows)
+            write_text(out_dir / name, fh.getvalue())

@@ -215,8 +215,8 @@ def _conv(kind):
         r = _rng()
         kern, st, pads, dil, out = _geometry(size, k, stride, pad)
         x = r.standard_normal((B, C, size, size), dtype=F32)
-        if kind == "im2col":
-            return (x, kern, st, pads, dil, out), {}
+        if kind == "im2col":      # into a column buffer, as the engine calls it (nn.functional.conv_apply)
+            return (x, kern, st, pads, dil, out), {"out": np.empty((B, C * k * k, out[0] * out[1]), F32)}
         cols = reference.im2col(x, kern, st, pads, dil, out).copy()
         return (cols, x.shape, kern, st, pads, dil, out), {}
 

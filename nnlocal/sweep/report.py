@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import write_text
 from .registry import SweepError, get_trial
 from .spec import canonical_json
 from .stats import metric_kinds, summarize_cell
@@ -167,8 +168,8 @@ def write_report(store_path, out_dir, sweep: str | None = None, metrics=None) ->
             primary = _primary(spec, kinds)
             rank = {"bool": 1, "numeric": 2, "text": 3}    # the primary metric, then booleans, numbers, text
             kinds = dict(sorted(kinds.items(), key=lambda kv: (kv[0] != primary, rank[kv[1]], kv[0])))
-            (out_dir / f"{name}.md").write_text(_markdown(spec, axes, kinds, cells, info))
-            (out_dir / f"{name}.csv").write_text(_csv(axes, kinds, cells))
+            write_text(out_dir / f"{name}.md", _markdown(spec, axes, kinds, cells, info))
+            write_text(out_dir / f"{name}.csv", _csv(axes, kinds, cells))
             done = sum(c["done"] for c in cells)
             index += [f"## {name}", "", f"`{spec['trial']}`, {len(cells)} cell(s) × {len(spec['seeds'])} seeds: "
                       f"{done} done, {sum(c['failed'] for c in cells)} failed, "
@@ -187,5 +188,5 @@ def write_report(store_path, out_dir, sweep: str | None = None, metrics=None) ->
                     rel = os.path.relpath(path, out_dir)
                     index += [f"![{path.stem}]({rel})", "", caption, ""]
         path = out_dir / "index.md"
-        path.write_text("\n".join(index))
+        write_text(path, "\n".join(index))
     return path

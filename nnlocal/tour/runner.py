@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .._files import write_text
 from .. import kernels as _kernels
 from ..report import format_seconds, format_table, machine_summary, write_index
 from . import PARTS, Row
@@ -60,7 +61,7 @@ def _run_part(module_name: str, label: str, quick: bool, out_dir: Path, seed: in
             rows, figures = module.run(quick=quick, out_dir=out_dir, seed=seed, progress=bar)
         return rows, figures, getattr(module, "CAPTIONS", {}), True
     except Exception as exc:  # report, keep going, fail at the end
-        (out_dir / f"{module_name}-error.txt").write_text(traceback.format_exc(limit=3))
+        write_text(out_dir / f"{module_name}-error.txt", traceback.format_exc(limit=3))
         return [Row(label, "-", "error", f"{type(exc).__name__}: {exc}"[:80])], [], {}, False
 
 
@@ -92,7 +93,7 @@ def _run_parts(quick: bool, out_dir: Path, seed: int, only, threads: int) -> tup
 
     machine = machine_line(quick, threads)
     table, time_table = format_table(rows, FULL_COLUMNS), format_table(times, TIME_COLUMNS)
-    (out_dir / "results.md").write_text(f"{table}\n\nTime per part (BLAS and Numba limited to {threads} "
+    write_text(out_dir / "results.md", f"{table}\n\nTime per part (BLAS and Numba limited to {threads} "
                                         f"thread{'s' * (threads > 1)}):\n\n{time_table}\n\n{machine}\n")
     write_index(out_dir, figures, {"Results": table, "Time per part": time_table},
                 title=f"nnlocal tour ({_mode(quick, threads)})", captions=captions, footer=machine)
