@@ -357,3 +357,15 @@ def test_ci_installs_the_sweep_extra_with_the_test_extra():
     assert 'pip install --quiet -e ".[test,sweep]"' in ci
     pyproject = (REPO / "pyproject.toml").read_text()
     assert re.search(r'^sweep = \[.*"dask\[distributed\]', pyproject, re.M)
+
+
+def test_the_repository_stands_on_its_own():
+    """Users do not have the development folder ../shared: nothing a user reads points at it."""
+    pattern = re.compile(r"\.\./shared|shared/(spec|seeds|data|API\.md)")
+    offenders = []
+    for path in [REPO / "README.md", *(REPO / "docs").rglob("*.md"), *(REPO / "docs").rglob("*.py"),
+                 *(REPO / "nnlocal").rglob("*.py"), *(REPO / "demos").rglob("*.py")]:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if pattern.search(line):
+                offenders.append(f"{path.relative_to(REPO)}:{n}")
+    assert not offenders, f"references to ../shared: {offenders}"
