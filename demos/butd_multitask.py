@@ -273,7 +273,7 @@ def run_seed(args, data, seed, out: Path) -> dict:
 # ================================================================================ summary over seeds
 def _ms(values) -> str:
     v = np.asarray(values, dtype=float)
-    return f"{v.mean():.2f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2f}"
+    return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"   # one seed: no spread
 
 
 def _model_series(records, name, split, task, epochs):
@@ -371,8 +371,8 @@ def aggregate(args, out: Path, title: str):
     epochs = min(r["epochs_done"] for r in records)
     rows, csv_rows = summarize(records, epochs)
     used = [r["seed"] for r in records]
-    heading = (f"{title}: test accuracy after {epochs} epoch(s), mean ± std over seeds {used} "
-               f"(every task on every test image)")
+    over = "mean ± std over seeds" if len(used) > 1 else "seed"
+    heading = f"{title}: test accuracy after {epochs} epoch(s), {over} {used} (every task on every test image)"
     table = print_table(rows, title=heading)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(csv_rows[0]))
@@ -388,7 +388,9 @@ def aggregate(args, out: Path, title: str):
     first = records[0]
     if first.get("mask_stats"):
         tables[f"Task masks of the guided net (seed {first['seed']})"] = "\n\n".join(
-            f"{when}:\n\n" + format_table(st) for when, st in first["mask_stats"].items())
+            f"{when}:\n\n" + format_table([{("neurons" if k == "units" else k): v for k, v in row.items()}
+                                           for row in st])    # 'units': the name in older result files
+            for when, st in first["mask_stats"].items())
         figures += [p for p in (out / f"seed{first['seed']}").glob("butd_masks_*.png")]
     write_index(out, figures, tables, title=f"BU-TD instruction-guided multi-task learning ({title})",
                 captions=CAPTIONS)
