@@ -113,18 +113,6 @@ def cases(quick: bool = False) -> list[Case]:
 
 
 if __name__ == "__main__":  # python -m nnlocal.bench.bench_butd [--quick] [--repeat N] [--kernels]
-    import argparse
+    from nnlocal.bench.common import script_main
 
-    from nnlocal.bench.common import pin_one_thread, run_case
-    from nnlocal.report import machine_summary, print_table
-
-    parser = argparse.ArgumentParser(description="BU-TD benchmarks (one thread each side)")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--kernels", action="store_true", help="the Numba GaLU vs its NumPy reference only")
-    args = parser.parse_args()
-    pin_one_thread()
-    chosen = kernel_cases(args.quick) if args.kernels else cases(quick=args.quick)
-    print_table([run_case(c, repeat=args.repeat) for c in chosen],
-                title=("BU-TD GaLU kernel vs reference" if args.kernels else "BU-TD benchmarks")
-                + f" - {machine_summary()}")
+    script_main("BU-TD", cases, kernel_cases)

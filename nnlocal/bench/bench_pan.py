@@ -255,17 +255,6 @@ def cases(quick: bool = False) -> list[Case]:
 
 
 if __name__ == "__main__":  # python -m nnlocal.bench.bench_pan [--quick] [--repeat N] [--kernels]: every column
-    import argparse
+    from nnlocal.bench.common import script_main
 
-    from nnlocal.bench.common import pin_one_thread, run_case
-    from nnlocal.report import machine_summary, print_table
-
-    parser = argparse.ArgumentParser(description="PAN benchmarks with every column (gemv_ms)")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--kernels", action="store_true", help="the Numba kernels vs their NumPy references only")
-    args = parser.parse_args()
-    pin_one_thread()
-    chosen = kernel_cases(args.quick) if args.kernels else cases(quick=args.quick)
-    print_table([run_case(c, repeat=args.repeat) for c in chosen],
-                title=("PAN kernels vs references" if args.kernels else "PAN benchmarks") + f" - {machine_summary()}")
+    script_main("PAN", cases, kernel_cases)

@@ -206,3 +206,22 @@ def run_memory_case(case: MemoryCase, n_threads: int = 1) -> dict:
         base_mb, base_s = peak_rss(case.baseline, n_threads)
         row.update(baseline=case.baseline_name, baseline_mb=base_mb, baseline_s=base_s, ratio=mb / base_mb)
     return _with_goal(row, case.goal)
+
+
+def script_main(name: str, cases, kernel_cases, argv=None) -> None:
+    """``python -m nnlocal.bench.bench_<name> [--quick] [--repeat N] [--kernels]``: every column of the
+    module's cases (or, with ``--kernels``, its Numba kernels against their NumPy references), one
+    thread, with the machine in the title."""
+    import argparse
+
+    from nnlocal.report import machine_summary, print_table
+
+    parser = argparse.ArgumentParser(description=f"{name} benchmarks with every column, one thread each side")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--kernels", action="store_true", help="the Numba kernels vs their NumPy references only")
+    args = parser.parse_args(argv)
+    pin_one_thread()
+    chosen = kernel_cases(args.quick) if args.kernels else cases(quick=args.quick)
+    print_table([run_case(c, repeat=args.repeat) for c in chosen],
+                title=f"{name} {'kernels vs references' if args.kernels else 'benchmarks'} - {machine_summary()}")
