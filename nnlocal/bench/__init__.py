@@ -125,14 +125,18 @@ def run_benchmarks(names=None, repeat: int = 5, quick: bool = False, bench_dir=N
     # after the imports, so that torch's libraries are listed too
     results = BenchResults(threads=counts, machine=f"{machine_summary()}; load average {_load_average()} at the start")
     echo(f"machine: {results.machine}")
-    for case in cases:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(cases, desc="nnlocal bench", unit="case", leave=False, disable=None)   # only on a terminal
+    say = tqdm.write if echo is print else echo        # the lines go above the bar, not through it
+    for case in bar:
         per_count = []
         for n in counts[:1] if isinstance(case, MemoryCase) else counts:
             with thread_limit(n):
                 row = run_case(case, repeat, n)
             row["threads"] = n
             per_count.append(row)
-            echo(_progress_line(row))
+            say(_progress_line(row))
         if isinstance(case, MemoryCase):
             results.memory += per_count
             continue
