@@ -29,7 +29,7 @@ import numpy as np
 from numba import cuda
 
 __all__ = ["MAX_THREADS", "ROW_THREADS", "FLAT_THREADS", "is_available", "simulator_enabled", "pow2", "blocks",
-           "is_device", "to_device", "host_out", "reduction_type", "block_sum"]
+           "is_device", "to_device", "host_out", "reduction_type"]
 
 MAX_THREADS = 512        # largest block we launch; the static size of the shared reduction buffers
 ROW_THREADS = 128        # cap for row reductions (PAN batch gate, kWTA)
@@ -88,17 +88,3 @@ def host_out(out, result_device):
 
 def reduction_type(dtype):
     return numba.from_dtype(np.dtype(dtype))
-
-
-@cuda.jit(device=True)
-def block_sum(red, tid, nt):  # pragma: no cover - device code (run by the simulator tests)
-    """Tree-sum ``red[0:nt]`` (shared memory of the block, ``nt`` a power of two) into ``red[0]`` and
-    return it. Every thread of the block must call it, after writing its own ``red[tid]``."""
-    cuda.syncthreads()
-    stride = nt // 2
-    while stride > 0:
-        if tid < stride:
-            red[tid] += red[tid + stride]
-        cuda.syncthreads()
-        stride //= 2
-    return red[0]

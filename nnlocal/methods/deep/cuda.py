@@ -20,8 +20,8 @@ import math
 import numpy as np
 from numba import cuda
 
-from ...kernels.cuda_launch import (FLAT_THREADS, MAX_THREADS, block_sum, blocks, host_out, is_device, pow2,
-                                    reduction_type, to_device)
+from ...kernels.cuda_launch import (FLAT_THREADS, MAX_THREADS, blocks, host_out, is_device, pow2, reduction_type,
+                                    to_device)
 
 from .reference import asym_ep_linear_operator, deep_linear_operator, operator_relax
 
@@ -94,7 +94,14 @@ def _linear_relax_kernel(dtype_str):
                 j = p - b * H
                 s[net, b, n_x + j] = nxt[net, b, j]
             red[tid] = part
-            res = block_sum(red, tid, nt) / (dt * dt)
+            cuda.syncthreads()
+            stride = nt // 2
+            while stride > 0:
+                if tid < stride:
+                    red[tid] += red[tid + stride]
+                cuda.syncthreads()
+                stride //= 2
+            res = red[0] / (dt * dt)
             if record:
                 for p in range(tid, B * N, nt):
                     traj[net, t + 1, p // N, p % N] = s[net, p // N, p % N]

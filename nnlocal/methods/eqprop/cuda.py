@@ -16,8 +16,8 @@ import functools
 import numpy as np
 from numba import cuda
 
-from ...kernels.cuda_launch import (FLAT_THREADS, MAX_THREADS, block_sum, blocks, host_out, is_device, pow2,
-                                    reduction_type, to_device)
+from ...kernels.cuda_launch import (FLAT_THREADS, MAX_THREADS, blocks, host_out, is_device, pow2, reduction_type,
+                                    to_device)
 
 from .cpu import ep_update   # the learning rule stays on the CPU: one BLAS gemm per batch (see ep_resident)
 from .reference import ep_pack_couplings
@@ -80,9 +80,15 @@ def _ep_relax_kernel(dtype_str):
             for h in range(tid, H, nt):
                 s[b, h] = nxt[b, h]
             red[tid] = part
-            total = block_sum(red, tid, nt)
+            cuda.syncthreads()
+            stride = nt // 2
+            while stride > 0:
+                if tid < stride:
+                    red[tid] += red[tid + stride]
+                cuda.syncthreads()
+                stride //= 2
             if tid == 0:
-                res_bs[b, t] = total
+                res_bs[b, t] = red[0]
 
     return kernel
 

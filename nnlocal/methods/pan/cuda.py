@@ -16,8 +16,8 @@ import functools
 import numpy as np
 from numba import cuda
 
-from ...kernels.cuda_launch import (FLAT_THREADS, MAX_THREADS, ROW_THREADS, block_sum, blocks, host_out,
-                                    is_device, pow2, reduction_type, to_device)
+from ...kernels.cuda_launch import (FLAT_THREADS, MAX_THREADS, ROW_THREADS, blocks, host_out, is_device, pow2,
+                                    reduction_type, to_device)
 
 __all__ = ["pan_batch_gate", "pan_batch_gate_device", "pan_sample_gate", "pan_bias_threshold", "pan_sample_forward",
            "pan_sample_backward", "pan_sample_gate_grad", "pan_add_outer", "to_device"]
@@ -39,9 +39,15 @@ def _batch_gate_kernel(dtype_str):
         for i in range(tid, tw.shape[1], nt):  # consecutive threads read consecutive TW[k, i]: coalesced
             acc += tw[k, i] * s[i]
         red[tid] = acc
-        total = block_sum(red, tid, nt)
+        cuda.syncthreads()
+        stride = nt // 2
+        while stride > 0:
+            if tid < stride:
+                red[tid] += red[tid + stride]
+            cuda.syncthreads()
+            stride //= 2
         if tid == 0:
-            mask[k] = total + tb_scale * tb[k] > threshold
+            mask[k] = red[0] + tb_scale * tb[k] > threshold
 
     return kernel
 
