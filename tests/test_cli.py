@@ -369,3 +369,13 @@ def test_the_repository_stands_on_its_own():
             if pattern.search(line):
                 offenders.append(f"{path.relative_to(REPO)}:{n}")
     assert not offenders, f"references to ../shared: {offenders}"
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves():
+    offenders = []
+    for md in [REPO / "README.md", *(REPO / "docs").rglob("*.md")]:
+        for m in re.finditer(r"\]\(([^)#\s]+)(#[^)]*)?\)", md.read_text(encoding="utf-8")):
+            target = m.group(1)
+            if "://" not in target and not (md.parent / target).exists():
+                offenders.append(f"{md.relative_to(REPO)} -> {target}")
+    assert not offenders, f"broken links: {offenders}"
