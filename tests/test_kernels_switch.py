@@ -121,6 +121,7 @@ def test_tour_runs_its_parts_under_the_chosen_kernels_and_restores_the_switch(tm
 # ------------------------------------------------------------------ Numba's thread pool and OpenBLAS's
 _PROBE = """
 import os, sys
+import numba
 import numba.np.ufunc.parallel as parallel
 seen = []
 launch = parallel._launch_threads
@@ -129,14 +130,17 @@ def probe():
     launch()
 parallel._launch_threads = probe
 import nnlocal
-print(repr(seen[:1]), repr(os.environ.get("OMP_WAIT_POLICY")), parallel._is_initialized)
+started_by_import = parallel._is_initialized
+numba.get_num_threads()                     # the first use of Numba's threads starts its pool
+print(started_by_import, repr(seen), repr(os.environ.get("OMP_WAIT_POLICY")), parallel._is_initialized)
 """
 
 
 @pytest.mark.parametrize("user_value", [None, "ACTIVE"])
 def test_numba_pool_starts_with_sleeping_openmp_workers_unless_the_user_chose(user_value):
-    """import nnlocal starts Numba's pool with OMP_WAIT_POLICY=PASSIVE (its idle OpenMP workers would
-    otherwise spin against OpenBLAS's), restores the environment afterwards, and keeps a user's choice."""
+    """Importing nnlocal starts no thread pool; when Numba starts it, OMP_WAIT_POLICY=PASSIVE is set for
+    that moment (its idle OpenMP workers would otherwise spin against OpenBLAS's), the environment is
+    restored afterwards, and a user's own choice is kept."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if user_value:
         env["OMP_WAIT_POLICY"] = user_value
@@ -144,4 +148,34 @@ def test_numba_pool_starts_with_sleeping_openmp_workers_unless_the_user_chose(us
                          timeout=120)
     assert out.returncode == 0, out.stderr
     expected = "PASSIVE" if user_value is None else user_value
-    assert out.stdout.split() == [repr([expected]), repr(user_value), "True"]
+    assert out.stdout.split() == ["False", repr([expected]), repr(user_value), "True"]
+
+
+_FORK = """
+import multiprocessing as mp
+import numpy as np
+import nnlocal
+from nnlocal import nn, optim
+
+def step(_):                      # Adam on 2 M parameters: a Numba parallel kernel in the child
+    net = nn.Linear(2000, 1000, rng=0)
+    opt = optim.Adam(net.parameters(), lr=1e-3)
+    net(np.ones((4, 2000), np.float32))
+    net.backward(np.ones((4, 1000), np.float32))
+    opt.step()
+    return float(net.weight.data.sum())
+
+if __name__ == "__main__":
+    with mp.get_context("fork").Pool(2) as pool:
+        print(len(set(pool.map_async(step, range(2)).get(timeout=30))))   # a killed child: no answer
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_forked_children_of_a_process_that_imported_nnlocal_run_parallel_kernels(tmp_path):
+    """GNU OpenMP is not fork-safe: had importing nnlocal started Numba's pool, these children would be
+    terminated ("fork() called from a process already using GNU OpenMP")."""
+    script = tmp_path / "fork_children.py"
+    script.write_text(_FORK)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0 and out.stdout.split() == ["1"], out.stdout + out.stderr

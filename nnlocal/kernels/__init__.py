@@ -40,7 +40,7 @@ import importlib
 import os
 
 __all__ = ["IMPLEMENTATIONS", "DEVICES", "use", "current", "implementation", "check_device", "cuda_available",
-           "add_argument", "limit_threads", "start_numba_threads"]
+           "add_argument", "limit_threads"]
 
 #: the accepted implementation names of :func:`use` and ``NNLOCAL_KERNELS``
 IMPLEMENTATIONS = ("numpy", "numba")
@@ -106,7 +106,6 @@ def limit_threads(threads: int = 1):
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"nnlocal.kernels.limit_threads: threads must be a positive int, got {threads!r}")
     numba = importlib.import_module("numba")
-    start_numba_threads()
     before = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
@@ -116,30 +115,43 @@ def limit_threads(threads: int = 1):
         numba.set_num_threads(before)
 
 
-def start_numba_threads() -> None:
-    """Start Numba's thread pool (once per process) with idle OpenMP workers that *sleep*.
+def _passive_openmp_launch(launch):
+    """Numba's ``_launch_threads``, run with ``OMP_WAIT_POLICY=PASSIVE`` when nobody chose a policy."""
+    @functools.wraps(launch)
+    def wrapper():
+        mine = "OMP_WAIT_POLICY" not in os.environ
+        if mine:
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        try:
+            launch()
+        finally:
+            if mine:
+                os.environ.pop("OMP_WAIT_POLICY", None)
+
+    wrapper._nnlocal_passive = True
+    return wrapper
+
+
+def _install_passive_openmp() -> None:
+    """Make Numba start its thread pool, whenever it does, with idle OpenMP workers that *sleep*.
 
     Numba's default threading layer here is GNU OpenMP, whose idle workers spin for a while after
     every parallel region; OpenBLAS's do the same after every BLAS call. With two threads each on a
     two-core machine, every switch between a Numba kernel and a BLAS call then waits for the other
     pool's spinning thread to give its core back: an MLP training step took 7.4 ms with two
-    threads against 1.7 ms with one. Starting the pool with ``OMP_WAIT_POLICY=PASSIVE`` (read by
-    OpenMP once, when Numba loads it) makes its workers sleep instead (1.6 ms). The variable is set
-    only for that moment and only if you have not set it yourself, so libraries that load their
-    own OpenMP later (torch) keep their default. Called when nnlocal is imported and by
-    :func:`limit_threads`; it has no effect if Numba's pool was started before nnlocal was imported.
+    threads against 1.7 ms with one. ``OMP_WAIT_POLICY=PASSIVE``, read by OpenMP once, when Numba
+    loads it, makes its workers sleep instead (1.6 ms). nnlocal wraps Numba's lazy pool start so
+    that the variable is set for that moment only, and only if you have not set it yourself:
+    libraries that load their own OpenMP (torch) keep their default.
+
+    Nothing is started here. Importing nnlocal must not start an OpenMP pool: GNU OpenMP is not
+    fork-safe, and a ``fork()``-ed child of a process whose pool runs is terminated as soon as it
+    enters a parallel region (``multiprocessing`` forks on Linux). No effect if Numba's pool was
+    started before nnlocal was imported.
     """
     parallel = importlib.import_module("numba.np.ufunc.parallel")
-    if parallel._is_initialized:
-        return
-    mine = "OMP_WAIT_POLICY" not in os.environ
-    if mine:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-    try:
-        parallel._launch_threads()
-    finally:
-        if mine:
-            os.environ.pop("OMP_WAIT_POLICY", None)
+    if not parallel._is_initialized and not getattr(parallel._launch_threads, "_nnlocal_passive", False):
+        parallel._launch_threads = _passive_openmp_launch(parallel._launch_threads)
 
 
 def add_argument(parser) -> None:
@@ -231,4 +243,4 @@ def _cuda_usable() -> str:
     return reason
 
 
-start_numba_threads()      # before anything else can load OpenMP for Numba: see its docstring
+_install_passive_openmp()      # before Numba can load OpenMP: see its docstring (starts nothing)
