@@ -76,18 +76,18 @@ def save(module, path) -> None:
     """
     path = os.fspath(path)
     state = module.state_dict()
-    if _NESTED_KEY in state:
-        raise ValueError(f"save: a parameter or buffer named {_NESTED_KEY!r} cannot be saved (reserved name)")
-    flat = all(isinstance(v, np.ndarray) for v in state.values())
-    state = state if flat else {**_flatten(state), _NESTED_KEY: np.array(1)}
-    for reserved in (_FORMAT_KEY, "file", "allow_pickle"):  # the last two are np.savez's own arguments
+    nested = not all(isinstance(v, np.ndarray) for v in state.values())
+    if nested:
+        state = _flatten(state)
+    for reserved in (_FORMAT_KEY, _NESTED_KEY, "file", "allow_pickle"):  # the last two: np.savez's arguments
         if reserved in state:
             raise ValueError(f"save: a parameter or buffer named {reserved!r} cannot be saved (reserved name)")
     for name, value in state.items():
         if value.dtype.kind not in "biuf":
             raise ValueError(f"save: '{name}' has dtype {value.dtype}; only numeric arrays can be saved")
+    marks = {_FORMAT_KEY: np.array(_FORMAT_VERSION), **({_NESTED_KEY: np.array(1)} if nested else {})}
     with atomic_write(path, mkdir=False) as fh:
-        np.savez(fh, allow_pickle=False, **{_FORMAT_KEY: np.array(_FORMAT_VERSION)}, **state)
+        np.savez(fh, allow_pickle=False, **marks, **state)
 
 
 _SEP = "/"   # separates the levels of a nested state dict in the archive (module names never hold it)
@@ -144,7 +144,7 @@ def _unflatten(flat: dict, template):
         like = like if isinstance(like, dict) else {}
         out = {}
         for k, v in node.items():
-            key = int(k) if k.isdigit() and not any(isinstance(t, str) and t == k for t in like) else k
+            key = int(k) if k.isdigit() and k not in like else k      # optimizer state: int keys
             out[key] = build(v, like.get(key, like.get(k)))
         for k, v in like.items():                          # None values were not stored
             if v is None and k not in out:
