@@ -42,7 +42,7 @@ from nnlocal import kernels, metrics, nn, optim
 from nnlocal.cli import HelpFormatter, run
 from nnlocal.data import DataLoader, load_train_test
 from nnlocal.methods import arp
-from nnlocal.report import format_seconds, new_figure, print_table, save_figure, write_index, write_text
+from nnlocal.report import format_seconds, mean_std, new_figure, print_table, save_figure, write_index, write_text
 
 #: the notebook's saved outputs (grey CIFAR-10, one run): test acc %, test loss, epoch-1 val acc %
 ORIGINAL = {"classic": (21.66, 2.0275, 10.00), "ARP": (33.78, 1.8502, 22.04), "ARP-off": (23.59, 2.0174, 11.61)}
@@ -167,19 +167,15 @@ def main(argv=None):
                 runs[kind].append(train_one(kind, seed, data, args, lim, bar))
 
     # ------------------------------------------------------------------ table
-    def ms(values, scale=100.0):
-        v = scale * np.asarray(values, dtype=float)
-        return f"{v.mean():.2f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2f}"
-
     rows = []
     for kind in kinds:
         h = runs[kind]
         o = ORIGINAL[kind]
         rows.append({"model": kind,
-                     f"test acc % ({len(seeds)} seeds)": ms([r["test_acc"][-1] for r in h]),
-                     "test loss": ms([r["test_loss"][-1] for r in h], 1.0),
-                     "epoch-1 test acc %": ms([r["test_acc"][0] for r in h]),
-                     "best test acc %": ms([max(r["test_acc"]) for r in h]),
+                     f"test acc % ({len(seeds)} seeds)": mean_std([r["test_acc"][-1] for r in h], scale=100.0),
+                     "test loss": mean_std([r["test_loss"][-1] for r in h], scale=1.0),
+                     "epoch-1 test acc %": mean_std([r["test_acc"][0] for r in h], scale=100.0),
+                     "best test acc %": mean_std([max(r["test_acc"]) for r in h], scale=100.0),
                      "time per run": format_seconds(float(np.mean([r["seconds"] for r in h]))),
                      "original (grey CIFAR-10)": f"{o[0]:.2f} % / {o[1]:.4f} / {o[2]:.2f} %"})
     title = (f"{args.dataset}, MLP {'-'.join(map(str, (x_train.shape[1],) + HIDDEN + (10,)))}, {args.activation}, "

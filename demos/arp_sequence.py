@@ -30,7 +30,14 @@ from nnlocal import kernels, metrics, nn, optim
 from nnlocal.cli import HelpFormatter, run
 from nnlocal.data import DataLoader, load_train_test
 from nnlocal.methods import arp
-from nnlocal.report import new_figure, print_table, save_figure, write_index, write_text
+from nnlocal.report import (
+    mean_std,
+    new_figure,
+    print_table,
+    save_figure,
+    write_index,
+    write_text,
+)
 
 CELLS = {"LSTM": nn.LSTM, "AutoRotLSTM": arp.AutoRotLSTM, "GRU": nn.GRU, "AutoRotGRU": arp.AutoRotGRU}
 CAPTIONS = {"arp_sequence_curves": "Test accuracy per epoch of each recurrent cell reading the images row by row "
@@ -131,14 +138,10 @@ def main(argv=None):
                     hist["saturation"] = model.rnn.saturation()
                 runs[kind].append(hist)
 
-    def ms(values, scale=100.0):
-        v = scale * np.asarray(values, dtype=float)
-        return f"{v.mean():.2f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.2f}"
-
     rows = [{"model": k,
-             f"test acc % ({len(seeds)} seed(s))": ms([r["test_acc"][-1] for r in runs[k]]),
-             "test loss": ms([r["test_loss"][-1] for r in runs[k]], 1.0),
-             "epoch-1 test acc %": ms([r["test_acc"][0] for r in runs[k]]),
+             f"test acc % ({len(seeds)} seed(s))": mean_std([r["test_acc"][-1] for r in runs[k]], scale=100.0),
+             "test loss": mean_std([r["test_loss"][-1] for r in runs[k]], scale=1.0),
+             "epoch-1 test acc %": mean_std([r["test_acc"][0] for r in runs[k]], scale=100.0),
              "median rho": f"{np.mean([r['rho_median'] for r in runs[k]]):.3f}" if "rho_median" in runs[k][0] else "-",
              "s / run": f"{np.mean([r['seconds'] for r in runs[k]]):.1f}"} for k in kinds]
     title = (f"{args.dataset} row by row ({T} steps x {I}), hidden {args.hidden}, Adam lr {args.lr}, "

@@ -45,7 +45,7 @@ from nnlocal.data import (MNIST_MEAN, MNIST_STD, DataLoader, build_multi_split, 
                           normalize)
 from nnlocal.methods import butd
 from nnlocal.metrics import evaluate
-from nnlocal.report import format_table, new_figure, print_table, save_figure, write_index, write_text
+from nnlocal.report import format_table, mean_std, new_figure, print_table, save_figure, write_index, write_text
 
 TASKS = ("left", "right")
 MODELS = ("guided", "guided-trained", "hard-sharing", "single-left", "single-right")
@@ -271,11 +271,6 @@ def run_seed(args, data, seed, out: Path) -> dict:
 
 
 # ================================================================================ summary over seeds
-def _ms(values) -> str:
-    v = np.asarray(values, dtype=float)
-    return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"   # one seed: no spread
-
-
 def _model_series(records, name, split, task, epochs):
     return np.array([r["history"][name][split][task][:epochs] for r in records])      # (seeds, epochs)
 
@@ -305,8 +300,8 @@ def summarize(records, epochs: int):
         params = [sum(records[0]["params"][m][k] for m in members) for k in ("trainable", "frozen")]
         train_s = sum(np.mean([np.mean(r["history"][m]["train_s"][:epochs]) for r in records]) for m in members)
         eval_s = sum(np.mean([np.mean(r["history"][m]["eval_s"][:epochs]) for r in records]) for m in members)
-        rows.append({"model": LABELS[label], "left %": _ms(per_task["left"]), "right %": _ms(per_task["right"]),
-                     "mean %": _ms(mean), "at best val %": _ms(at_best),
+        rows.append({"model": LABELS[label], "left %": mean_std(per_task["left"]), "right %": mean_std(per_task["right"]),
+                     "mean %": mean_std(mean), "at best val %": mean_std(at_best),
                      "best val epoch": ", ".join(str(int(e) + 1) for e in best_ep),
                      "parameters": f"{params[0]:,}" + (f" (+{params[1]:,} frozen)" if params[1] else ""),
                      "train s/epoch": round(train_s, 1), "eval s/epoch": round(eval_s, 1)})

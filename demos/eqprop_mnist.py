@@ -16,6 +16,7 @@ Figures: the error curves, the relaxation residual of a test batch, and the firs
 input weights.
 
     python demos/eqprop_mnist.py --dataset fashion-mnist --epochs 5
+    python demos/eqprop_mnist.py --dataset fashion-mnist --epochs 25 --seeds 3 --out runs/eqprop  # resumable
     nnlocal datasets --download mnist          # once: MNIST into the cache
     python demos/eqprop_mnist.py --dataset mnist --epochs 10
     python demos/eqprop_mnist.py --dataset digits --epochs 1
@@ -32,9 +33,9 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nnlocal import kernels
-from nnlocal.cli import HelpFormatter, run
+from nnlocal.cli import HelpFormatter, run, run_seeds
 from nnlocal.methods.eqprop import SCELLIER_NET1, EPNet
-from nnlocal.report import format_seconds, new_figure, print_table, save_figure, write_index, write_text
+from nnlocal.report import format_seconds, mean_std, new_figure, print_table, save_figure, write_index, write_text
 
 CAPTIONS = {
     "error_curves": "Training error (end of the free phase, persistent particles) and test error (free phase "
@@ -55,6 +56,9 @@ def parse_args(argv=None):
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist", "digits"])
     p.add_argument("--epochs", type=int, default=SCELLIER_NET1["epochs"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, default=1,
+                   help="number of seeds SEED, SEED+1, ...; with several, seed s goes to OUT/seed<s>/eqprop_mnist/ "
+                        "and a seed finished before with the same arguments is skipped")
     p.add_argument("--out", default="nnlocal-out/", help="output folder (figures go to OUT/eqprop_mnist/)")
     p.add_argument("--hidden", type=int, nargs="+", default=SCELLIER_NET1["hidden_sizes"])
     p.add_argument("--batch-size", type=int, default=SCELLIER_NET1["batch_size"])
@@ -90,6 +94,20 @@ def main(argv=None):
     args = parse_args(argv)
     kernels.use(args.kernels)
     threadpool_limits(limits=args.threads)
+    records = run_seeds(run_one, args, "eqprop_mnist/results.json")
+    if len(records) > 1:
+        s = [r["summary"] for r in records]
+        print_table([{"seeds": f"{args.seed}..{args.seed + args.seeds - 1}",
+                      "final test error %": mean_std([x["final_test_error_%"] for x in s]),
+                      "best test error %": mean_std([x["best_test_error_%"] for x in s]),
+                      "final train error %": mean_std([x["final_train_error_%"] for x in s]),
+                      "training + tests per seed": format_seconds(np.mean([x["seconds_total"] for x in s]))}],
+                    title=f"EP over seeds (mean ± std; {args.dataset}, {args.epochs} epoch(s))")
+    return records
+
+
+def run_one(args):
+    """One seed: train, write OUT/eqprop_mnist/ (results.json last) and return the results."""
     out = Path(args.out) / "eqprop_mnist"
     out.mkdir(parents=True, exist_ok=True)
     x_tr, y_tr, x_te, y_te, notes = load(args.dataset)
@@ -158,22 +176,23 @@ def main(argv=None):
     if side * side == sizes[0]:   # the first 100 hidden units' input weights, tiled into one image
         W0 = net.weights[0]
         k, cols = min(100, sizes[1]), 10
-        rows = int(np.ceil(k / cols))
-        tile = np.full((rows * (side + 1), cols * (side + 1)), np.nan)
+        n_rows = int(np.ceil(k / cols))
+        tile = np.full((n_rows * (side + 1), cols * (side + 1)), np.nan)
         for i in range(k):
             w = W0[:, i].reshape(side, side)
             r, c = divmod(i, cols)
             tile[r * (side + 1):r * (side + 1) + side, c * (side + 1):c * (side + 1) + side] = w / (np.abs(w).max() or 1)
-        fig, ax = new_figure(figsize=(7, 0.7 * rows + 0.6))
+        fig, ax = new_figure(figsize=(7, 0.7 * n_rows + 0.6))
         ax.imshow(tile, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
         ax.axis("off")
         ax.set_title(f"input weights of the first {k} hidden units (each scaled to its max |w|)", fontsize=9)
         figures.append(save_figure(fig, out, "input_weights"))
 
-    write_text(out / "results.json", json.dumps({"summary": summary, "per_epoch": rows}, indent=1, default=float))
     write_index(out, figures, {"Per epoch": table}, title=f"Equilibrium propagation on {args.dataset}",
                 captions=CAPTIONS)
-    return summary
+    record = {"args": vars(args), "summary": summary, "per_epoch": rows}
+    write_text(out / "results.json", json.dumps(record, indent=1, default=float))   # last: a finished run
+    return json.loads(json.dumps(record, default=float))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ synaptic scaling. The original reports about 97.3 % (kWTA) vs 98.0 % (softmax) t
 MNIST after about 20 epochs.
 
     python demos/kwta_sdr.py --dataset fashion-mnist --epochs 20
+    python demos/kwta_sdr.py --dataset fashion-mnist --epochs 20 --seeds 3 --out runs/kwta   # half an hour; resumable
     nnlocal datasets --download mnist                                      # once: MNIST into the cache
     python demos/kwta_sdr.py --dataset mnist
     python demos/kwta_sdr.py --dataset digits --epochs 1                   # seconds, no download
@@ -32,11 +33,11 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nnlocal import kernels, metrics, nn, optim
-from nnlocal.cli import HelpFormatter, run
+from nnlocal.cli import HelpFormatter, run, run_seeds
 from nnlocal.data import DataLoader, load_train_test, normalize
 from nnlocal.methods.kwta.reference import kwta_k
 from nnlocal.methods import kwta
-from nnlocal.report import format_seconds, new_figure, print_table, save_figure, write_index, write_text
+from nnlocal.report import format_seconds, mean_std, new_figure, print_table, save_figure, write_index, write_text
 
 CAPTIONS = {
     "kwta_sdr_heatmap": "How often each kWTA unit fires for the test images of each class: every image switches on "
@@ -59,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist", "digits"])
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, default=1,
+                   help="number of seeds SEED, SEED+1, ...; with several, seed s goes to OUT/seed<s>/kwta_sdr/ "
+                        "and a seed finished before with the same arguments is skipped")
     p.add_argument("--out", default="nnlocal-out/", help="output folder (figures go to OUT/kwta_sdr/)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--embedding", type=int, default=512, help="size D of the kWTA layer")
@@ -88,6 +92,21 @@ def main(argv=None):
     args = parse_args(argv)
     kernels.use(args.kernels)
     threadpool_limits(limits=args.threads)
+    records = run_seeds(run_one, args, "kwta_sdr/history.json")
+    if len(records) > 1:
+        rows = []
+        for model in [r["model"] for r in records[0]["final"]]:
+            finals = [next(f for f in r["final"] if f["model"] == model) for r in records]
+            rows.append({"model": model, "seeds": f"{args.seed}..{args.seed + args.seeds - 1}",
+                         "test %": mean_std([f["test acc %"] for f in finals]),
+                         "best test %": mean_std([f["best test %"] for f in finals])})
+        print_table(rows, title=f"Test accuracy over seeds (mean ± std; {args.dataset}, {args.epochs} epoch(s))")
+    return records
+
+
+def run_one(args):
+    """One seed: train the three models, write OUT/kwta_sdr/ (history.json last) and return it."""
+    t_start = time.perf_counter()
     out = Path(args.out) / "kwta_sdr"
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
@@ -253,11 +272,11 @@ def main(argv=None):
     if stray > 0:
         print(f"\nnote: {notes[-1]}")
     write_text(out / "results.md", f"{title}\n\n{table}\n" + "".join(f"\nnote: {n}\n" for n in notes))
-    write_text(out / "history.json", json.dumps({"args": vars(args), "history": history, "final": rows},
-                                                 indent=1, default=float))
     write_index(out, figures, {"Results": table}, title=f"kWTA SDR demo: {args.dataset}", captions=CAPTIONS)
+    record = {"args": vars(args), "history": history, "final": rows, "wall_s": round(time.perf_counter() - t_start, 1)}
+    write_text(out / "history.json", json.dumps(record, indent=1, default=float))   # last: a finished run
     print(f"\nfigures: {out}/index.md")
-    return rows
+    return json.loads(json.dumps(record, default=float))
 
 
 if __name__ == "__main__":

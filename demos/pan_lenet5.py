@@ -21,6 +21,7 @@ trained Tron with evaluation batches of 1, 16, 64 and 1000, and with a shuffled 
 Every model is built from the same seed, so all of them start from identical convolutions.
 
     python demos/pan_lenet5.py --dataset fashion-mnist --epochs 5
+    python demos/pan_lenet5.py --dataset fashion-mnist --epochs 50 --seeds 3 --out runs/pan50   # hours; resumable
     python demos/pan_lenet5.py --dataset fashion-mnist --epochs 1 --ablations
     nnlocal datasets --download mnist                                        # once: MNIST into the cache
     python demos/pan_lenet5.py --dataset mnist
@@ -38,10 +39,18 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from nnlocal import kernels, metrics, nn, optim
-from nnlocal.cli import HelpFormatter, run
+from nnlocal.cli import HelpFormatter, run, run_seeds
 from nnlocal.data import DataLoader, load_train_test, normalize
 from nnlocal.methods import pan
-from nnlocal.report import new_figure, print_table, save_figure, write_index, write_text
+from nnlocal.report import (
+    format_seconds,
+    mean_std,
+    new_figure,
+    print_table,
+    save_figure,
+    write_index,
+    write_text,
+)
 
 #: the original's saved MNIST outputs (Perceptron-Activation-Network-MNIST.ipynb), test accuracy %
 ORIGINAL_MNIST_EPOCH1 = {"LeNet-5": 20.73, "Tron (PAN)": 88.08}
@@ -63,6 +72,9 @@ def parse_args(argv=None):
                    help="digits needs no download; mnist falls back to a split of its test set when offline")
     p.add_argument("--epochs", type=int, default=5, help="the MNIST notebook ran 50")
     p.add_argument("--seed", type=int, default=7, help="seed of every model's initialisation (the notebook used 7)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="number of seeds SEED, SEED+1, ...; with several, seed s goes to OUT/seed<s>/pan_lenet5/ "
+                        "and a seed finished before with the same arguments is skipped")
     p.add_argument("--out", default="nnlocal-out/", help="output folder (results go to OUT/pan_lenet5/)")
     p.add_argument("--lr", type=float, default=0.003, help="SGD learning rate (halved every 10 epochs)")
     p.add_argument("--batch-size", type=int, default=64, help="training and evaluation batch")
@@ -103,6 +115,21 @@ def main(argv=None):
     kernels.use(args.kernels)
     if args.threads:
         threadpool_limits(limits=args.threads)
+    records = run_seeds(run_one, args, "pan_lenet5/results.json")
+    if len(records) > 1:
+        rows = [{"model": name, "seeds": f"{args.seed}..{args.seed + args.seeds - 1}",
+                 "epoch 1 %": mean_std([r["history"][name]["test"][0] for r in records]),
+                 f"epoch {args.epochs} %": mean_std([r["history"][name]["test"][-1] for r in records]),
+                 "best %": mean_std([max(r["history"][name]["test"]) for r in records]),
+                 "wall per seed": format_seconds(np.mean([r["wall_s"] for r in records]))}
+                for name in records[0]["history"]]
+        print_table(rows, title=f"Test accuracy over seeds (mean ± std; {args.dataset}, {args.epochs} epoch(s))")
+    return records
+
+
+def run_one(args):
+    """One seed: train every model, write OUT/pan_lenet5/ (results.json last) and return the results."""
+    t_start = time.perf_counter()
     out = Path(args.out) / "pan_lenet5"
     out.mkdir(parents=True, exist_ok=True)
 
@@ -208,10 +235,10 @@ def main(argv=None):
             ax.text(i, r["Tron test %"], f"{r['Tron test %']:.2f}", ha="center", va="bottom", fontsize=8)
         figures.append(save_figure(fig, out, "pan_batch_dependence"))
 
-    results = {"args": vars(args), "history": history, "batch_dependence": batch_rows,
-               "original_mnist_epoch1": ORIGINAL_MNIST_EPOCH1}
-    write_text(out / "results.json", json.dumps(results, indent=1))
     write_index(out, figures, tables, title=f"PAN vs LeNet-5 ({args.dataset})", captions=CAPTIONS)
+    results = {"args": vars(args), "history": history, "batch_dependence": batch_rows,
+               "original_mnist_epoch1": ORIGINAL_MNIST_EPOCH1, "wall_s": round(time.perf_counter() - t_start, 1)}
+    write_text(out / "results.json", json.dumps(results, indent=1))     # last: a finished run (--seeds skips it)
     print(f"\nresults: {out / 'results.json'}; figures: {', '.join(str(f) for f in figures)}")
     return results
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import sys
 import traceback
@@ -17,7 +18,7 @@ from pathlib import Path
 from . import kernels
 from .sweep.cli import add_sweep_parser
 
-__all__ = ["main", "build_parser", "run", "call", "UsageError", "HelpFormatter"]
+__all__ = ["main", "build_parser", "run", "run_seeds", "call", "UsageError", "HelpFormatter"]
 
 DESCRIPTION = ("nnlocal: local learning rules from scratch in NumPy and Numba. "
                "`nnlocal tour` runs every method briefly, `nnlocal bench` times nnlocal against PyTorch, "
@@ -126,6 +127,36 @@ def run(main, argv=None):
     """
     prog = Path(sys.argv[0]).name or "nnlocal"
     sys.exit(call(main if argv is None else (lambda: main(argv)), prog))
+
+
+def run_seeds(run_one, args, results: str) -> list[dict]:
+    """A demo's ``--seeds``: ``run_one(args)`` once per seed ``args.seed`` .. ``args.seed + args.seeds - 1``.
+
+    With one seed the run writes where it always does (``OUT/<demo>/``). With several, seed ``s`` runs
+    with ``seed = s`` and ``out = OUT/seed<s>``, so its files land in ``OUT/seed<s>/<demo>/`` (the layout
+    ``docs/results/aggregate.py`` reads). A seed whose ``results`` file (a path under ``OUT/seed<s>``)
+    already holds a finished run with the same arguments is skipped, so the same command resumes a
+    series after an interruption. ``run_one`` must write that file last, atomically, with the run's
+    arguments under ``"args"``, and return what it wrote. Returns one record per seed.
+    """
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
+    if args.seeds == 1:
+        return [run_one(args)]
+    records = []
+    for seed in range(args.seed, args.seed + args.seeds):
+        one = argparse.Namespace(**{**vars(args), "seed": seed, "seeds": 1, "out": str(Path(args.out) / f"seed{seed}")})
+        path = Path(one.out) / results
+        if path.exists():
+            old = json.loads(path.read_text())
+            if old.get("args") == json.loads(json.dumps(vars(one))):
+                print(f"seed {seed}: finished before ({path}), skipped")
+                records.append(old)
+                continue
+            print(f"seed {seed}: {path} holds a run with other arguments; running again")
+        print(f"seed {seed} ({seed - args.seed + 1} of {args.seeds})", flush=True)
+        records.append(run_one(one))
+    return records
 
 
 # ---------------------------------------------------------------------------------------- commands

@@ -6,6 +6,7 @@
 * :func:`write_index` writes ``index.md`` in an output folder: the tables, then every figure with a
   one-sentence caption saying what to look at.
 * :func:`format_seconds` writes a duration readably at any size (0.043 s, 12.3 s, 2 min 05 s).
+* :func:`mean_std` writes a number over seeds as ``mean ± sample std``.
 * :func:`machine_info` / :func:`machine_summary` say which machine and libraries produced a number
   (every printed benchmark table and the tour's footer name them).
 """
@@ -18,10 +19,12 @@ import os
 import platform
 from pathlib import Path
 
+import numpy as np
+
 from ._files import atomic_write, write_text
 
 __all__ = ["format_table", "print_table", "save_figure", "write_index", "write_text", "new_figure", "format_seconds",
-           "machine_info", "machine_summary"]
+           "mean_std", "machine_info", "machine_summary"]
 
 
 def _fmt(v) -> str:
@@ -117,6 +120,15 @@ def format_seconds(seconds: float) -> str:
         return f"{seconds:.1f} s"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} min {rest:02d} s"
+
+
+def mean_std(values, digits: int = 2, scale: float = 1.0) -> str:
+    """``"mean ± std"`` of ``scale * values`` with the sample standard deviation (ddof = 1), the way
+    every table over seeds reports a number; one value prints alone (one seed has no spread)."""
+    v = scale * np.asarray(values, dtype=float).ravel()
+    if v.size == 0:
+        raise ValueError("mean_std: no values")
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if v.size > 1 else f"{v[0]:.{digits}f}"
 
 
 #: (cpuinfo flag, name) of the vector extensions, widest first: the first one present is named

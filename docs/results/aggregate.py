@@ -5,15 +5,18 @@ Each demo writes its own results file per run; this script only reads them:
 * ``pan``:    ``RUNS/seed*/pan_lenet5/results.json`` of ``demos/pan_lenet5.py`` (one run per seed)
 * ``kwta``:   ``RUNS/seed*/kwta_sdr/history.json`` of ``demos/kwta_sdr.py``
 * ``arp``:    ``RUNS/arp_mlp/history.json`` of ``demos/arp_mlp.py --seeds N`` (all seeds in one file)
-* ``eqprop``: ``RUNS/seed*/eqprop_mnist/results.json`` of ``demos/eqprop_mnist.py`` (its ``per_epoch``
-  field may hold a stray integer instead of the rows; ``--log-pattern`` then reads the per-epoch
-  table the demo printed into its log)
+* ``eqprop``: ``RUNS/seed*/eqprop_mnist/results.json`` of ``demos/eqprop_mnist.py`` (in runs made
+  before the demo's fix of 2026-11-30 its ``per_epoch`` field holds a stray integer instead of the
+  rows; ``--log-pattern`` then reads the per-epoch table the demo printed into its log)
+
+``demos/<demo>.py --seeds N --out RUNS`` writes exactly this ``RUNS/seed*/`` layout.
 
 and writes ``OUT/<name>.md`` (a Markdown table, mean ± sample std over the seeds found) and
 ``OUT/<name>.csv`` (one row per seed and model), plus ``OUT/pan50_curves.png`` for PAN. With
 ``--queue-log`` (the log of the job queue that ran the demos: lines ``... END rc=0 wall=123s CMD``)
 the wall time of every run is added.
 
+    python demos/pan_lenet5.py --dataset fashion-mnist --epochs 50 --seed 7 --seeds 3 --out RUNS/pan50
     python docs/results/aggregate.py pan --runs RUNS/pan50 --out docs/results
     python docs/results/aggregate.py kwta --runs RUNS/kwta --out docs/results --queue-log RUNS/queue.log
 """
@@ -28,19 +31,14 @@ from pathlib import Path
 
 import numpy as np
 
+from nnlocal.report import mean_std as ms
+
 # The original PAN notebook (MNIST, 50 epochs, saved outputs): test accuracy % at these epochs.
 PAN_ORIGINAL_MNIST = {
     "LeNet-5": {1: 20.73, 2: 55.97, 5: 91.91, 10: 95.92, 20: 97.03, 30: 97.60, 40: 97.73, 50: 97.86, "best": 97.86},
     "Tron (PAN)": {1: 88.08, 2: 92.67, 5: 95.71, 10: 96.44, 20: 96.97, 30: 96.77, 40: 96.68, 50: 96.73,
                    "best": 97.03},
 }
-
-
-def ms(values, digits: int = 2) -> str:
-    """``mean ± sample std`` (std 0 for a single value)."""
-    v = np.asarray(values, dtype=float)
-    sd = v.std(ddof=1) if v.size > 1 else 0.0
-    return f"{v.mean():.{digits}f} ± {sd:.{digits}f}"
 
 
 def md_table(rows: list[dict]) -> str:
@@ -79,9 +77,14 @@ def load_seeds(runs: Path, pattern: str, what: str) -> list[tuple[int, dict]]:
 
 
 def seed_walls(walls, recs, script: str, label: str, hours: bool = False) -> str:
-    """``"<label>: seed 0: 12 min; seed 1: ..."`` from the queue log, or "" when it has none."""
-    parts = [f"seed {s}: " + (f"{w / 3600:.2f} h" if hours else f"{w / 60:.0f} min") for s, _ in recs
-             if (w := wall_for(walls, script, f"--seed {s} ")) is not None]
+    """``"<label>: seed 0: 12 min; seed 1: ..."`` from the queue log, else from the wall time the demo
+    stored in its results (``wall_s``; EP: ``summary.seconds_total``), or "" when neither has it."""
+    def wall(seed, rec):
+        w = wall_for(walls, script, f"--seed {seed} ")
+        return w if w is not None else rec.get("wall_s", rec.get("summary", {}).get("seconds_total"))
+
+    parts = [f"seed {s}: " + (f"{w / 3600:.2f} h" if hours else f"{w / 60:.0f} min") for s, r in recs
+             if (w := wall(s, r)) is not None]
     return f"{label}: " + "; ".join(parts) if parts else ""
 
 
@@ -122,7 +125,7 @@ def pan(runs: Path, out: Path, walls) -> str:
     heading = (f"PAN (Tron) vs LeNet-5 on Fashion-MNIST, notebook recipe, {table[0]['epochs']} epochs, "
                f"test accuracy, mean ± std over seeds {table[0]['seeds']}:")
     note = seed_walls(walls, recs, "pan_lenet5.py", "Wall time per run (both models)", hours=True)
-    if not note:   # run outside the job queue: from the run folder's creation to its results file
+    if not note:   # older runs outside the job queue: from the run folder's creation to its results file
         spans = [(f.stat().st_mtime - f.parent.parent.stat().st_mtime, seed_of(f))
                  for f in sorted(runs.glob("seed*/pan_lenet5/results.json"), key=seed_of)]
         note = "Wall time per run (both models; from the run folders' file times): " + "; ".join(
