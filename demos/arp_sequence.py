@@ -30,14 +30,7 @@ from nnlocal import kernels, metrics, nn, optim
 from nnlocal.cli import HelpFormatter, run
 from nnlocal.data import DataLoader, load_train_test
 from nnlocal.methods import arp
-from nnlocal.report import (
-    mean_std,
-    new_figure,
-    print_table,
-    save_figure,
-    write_index,
-    write_text,
-)
+from nnlocal.report import mean_std, new_figure, print_table, save_figure, write_index, write_text
 
 CELLS = {"LSTM": nn.LSTM, "AutoRotLSTM": arp.AutoRotLSTM, "GRU": nn.GRU, "AutoRotGRU": arp.AutoRotGRU}
 CAPTIONS = {"arp_sequence_curves": "Test accuracy per epoch of each recurrent cell reading the images row by row "

@@ -42,15 +42,7 @@ from nnlocal import kernels, metrics, nn, optim
 from nnlocal.cli import HelpFormatter, run, run_seeds
 from nnlocal.data import DataLoader, load_train_test, normalize
 from nnlocal.methods import pan
-from nnlocal.report import (
-    format_seconds,
-    mean_std,
-    new_figure,
-    print_table,
-    save_figure,
-    write_index,
-    write_text,
-)
+from nnlocal.report import format_seconds, mean_std, new_figure, print_table, save_figure, write_index, write_text
 
 #: the original's saved MNIST outputs (Perceptron-Activation-Network-MNIST.ipynb), test accuracy %
 ORIGINAL_MNIST_EPOCH1 = {"LeNet-5": 20.73, "Tron (PAN)": 88.08}
