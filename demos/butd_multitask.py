@@ -277,7 +277,8 @@ def _model_series(records, name, split, task, epochs):
 
 def summarize(records, epochs: int):
     """Rows per model: final-epoch test accuracy per task (mean ± std over seeds), test accuracy at the
-    epoch of best validation accuracy, parameters and seconds per epoch."""
+    epoch of best validation accuracy, how much the test accuracy rose over the last 10 epochs (in
+    points, mean of the tasks and seeds: the plateau check), parameters and seconds per epoch."""
     rows, csv_rows = [], []
     names = [n for n in MODELS if n in records[0]["models"]]
     groups = [(n, [n]) for n in names if not n.startswith("single")]
@@ -297,12 +298,15 @@ def summarize(records, epochs: int):
         best_ep = val_mean.argmax(axis=1)
         test_mean = (best_task["left"][0] + best_task["right"][0]) / 2
         at_best = test_mean[np.arange(len(records)), best_ep]
+        # plateau: how much the test accuracy (mean of the tasks and the seeds) still rose over the last 10 epochs
+        gain = float(test_mean[:, -1].mean() - test_mean[:, -11].mean()) if epochs > 10 else float("nan")
         params = [sum(records[0]["params"][m][k] for m in members) for k in ("trainable", "frozen")]
         train_s = sum(np.mean([np.mean(r["history"][m]["train_s"][:epochs]) for r in records]) for m in members)
         eval_s = sum(np.mean([np.mean(r["history"][m]["eval_s"][:epochs]) for r in records]) for m in members)
         rows.append({"model": LABELS[label], "left %": mean_std(per_task["left"]), "right %": mean_std(per_task["right"]),
                      "mean %": mean_std(mean), "at best val %": mean_std(at_best),
                      "best val epoch": ", ".join(str(int(e) + 1) for e in best_ep),
+                     "gain, last 10 epochs": "-" if np.isnan(gain) else f"{gain:+.2f}",
                      "parameters": f"{params[0]:,}" + (f" (+{params[1]:,} frozen)" if params[1] else ""),
                      "train s/epoch": round(train_s, 1), "eval s/epoch": round(eval_s, 1)})
         csv_rows.append({"model": label, "seeds": len(records), "epochs": epochs,
@@ -311,7 +315,7 @@ def summarize(records, epochs: int):
                          "mean_mean": mean.mean(), "mean_std": mean.std(ddof=1) if len(records) > 1 else 0.0,
                          "at_best_val_mean": at_best.mean(),
                          "at_best_val_std": at_best.std(ddof=1) if len(records) > 1 else 0.0,
-                         "trainable_params": params[0], "frozen_params": params[1],
+                         "test_gain_last_10_epochs": gain, "trainable_params": params[0], "frozen_params": params[1],
                          "train_s_per_epoch": train_s, "eval_s_per_epoch": eval_s})
     return rows, csv_rows
 

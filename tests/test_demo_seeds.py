@@ -105,3 +105,28 @@ def test_demo_seeds_resume_and_aggregate(demo, results, what, tmp_path):
     else:
         finals = [r["history"]["Tron (PAN)"]["test"][-1] for r in recs]
         assert mean_std(finals) in table
+
+
+def test_butd_multitask_summary_over_seeds_reports_the_plateau_gain():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("butd_multitask_demo", REPO / "demos" / "butd_multitask.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    rng = np.random.default_rng(0)
+    epochs = 12
+    records = []
+    for seed in range(3):
+        curve = {t: list(60 + np.arange(epochs) + rng.normal(0, 1, epochs)) for t in demo.TASKS}
+        hist = {"val": curve, "test": {t: [c + 1 for c in v] for t, v in curve.items()}, "train_s": [2.0] * epochs,
+                "eval_s": [1.0] * epochs}
+        records.append({"seed": seed, "models": ["hard-sharing"], "params": {"hard-sharing": {"trainable": 7, "frozen": 0}},
+                        "history": {"hard-sharing": hist}})
+    rows, csv_rows = demo.summarize(records, epochs)
+    test = np.array([[(r["history"]["hard-sharing"]["test"]["left"][e] + r["history"]["hard-sharing"]["test"]["right"][e]) / 2
+                      for e in range(epochs)] for r in records])
+    assert rows[0]["mean %"] == mean_std(test[:, -1])
+    gain = test[:, -1].mean() - test[:, -11].mean()
+    assert rows[0]["gain, last 10 epochs"] == f"{gain:+.2f}"
+    assert csv_rows[0]["test_gain_last_10_epochs"] == pytest.approx(gain, rel=1e-12)
+    assert demo.summarize(records, 10)[0][0]["gain, last 10 epochs"] == "-"        # too short to say
