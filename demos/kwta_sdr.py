@@ -182,8 +182,9 @@ def run_one(args):
             h["loss"].append(float(np.mean(losses)) if losses else float("nan"))
             h["I(X;T)"].append(ixt)
             h["I(T;Y)"].append(ity)
+        h["seconds"] = round(time.perf_counter() - t0, 1)
         final[name] = {"model": name, "train acc %": 100 * h["train"][-1], "test acc %": 100 * h["test"][-1],
-                       "best test %": 100 * max(h["test"]), "time": format_seconds(time.perf_counter() - t0)}
+                       "best test %": 100 * max(h["test"]), "time": format_seconds(h["seconds"])}
         if not is_kwta:   # the original's baseline: argmax over all D outputs, though labels use only the first ones
             n_classes = int(max(y_train.max(), y_test.max())) + 1
             final[name]["argmax on a non-label output %"] = 100.0 * float(np.mean(e_test.argmax(1) >= n_classes))

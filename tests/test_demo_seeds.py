@@ -77,6 +77,7 @@ def _demo(*argv, cwd):
 @pytest.mark.parametrize("demo, results, what", [
     ("pan_lenet5", "pan_lenet5/results.json", "pan"),
     ("eqprop_mnist", "eqprop_mnist/results.json", "eqprop"),
+    ("kwta_sdr", "kwta_sdr/history.json", "kwta"),
 ])
 def test_demo_seeds_resume_and_aggregate(demo, results, what, tmp_path):
     script = REPO / "demos" / f"{demo}.py"
@@ -102,6 +103,9 @@ def test_demo_seeds_resume_and_aggregate(demo, results, what, tmp_path):
         assert f"| {', '.join(map(str, best))} |" in table
         errors = [r["summary"]["final_test_error_%"] for r in recs]
         assert mean_std(errors) in table
+    elif what == "kwta":
+        finals = [next(f for f in r["final"] if f["model"] == "softmax")["test acc %"] for r in recs]
+        assert mean_std(finals) in table
     else:
         finals = [r["history"]["Tron (PAN)"]["test"][-1] for r in recs]
         assert mean_std(finals) in table
