@@ -191,8 +191,9 @@ def run_one(args):
     write_index(out, figures, {"Per epoch": table}, title=f"Equilibrium propagation on {args.dataset}",
                 captions=CAPTIONS)
     record = {"args": vars(args), "summary": summary, "per_epoch": rows}
-    write_text(out / "results.json", json.dumps(record, indent=1, default=float))   # last: a finished run
-    return json.loads(json.dumps(record, default=float))
+    text = json.dumps(record, indent=1, default=float)
+    write_text(out / "results.json", text)   # last: a finished run
+    return json.loads(text)                # what a rerun reads back when it skips this seed
 
 
 if __name__ == "__main__":

@@ -275,9 +275,10 @@ def run_one(args):
     write_text(out / "results.md", f"{title}\n\n{table}\n" + "".join(f"\nnote: {n}\n" for n in notes))
     write_index(out, figures, {"Results": table}, title=f"kWTA SDR demo: {args.dataset}", captions=CAPTIONS)
     record = {"args": vars(args), "history": history, "final": rows, "wall_s": round(time.perf_counter() - t_start, 1)}
-    write_text(out / "history.json", json.dumps(record, indent=1, default=float))   # last: a finished run
+    text = json.dumps(record, indent=1, default=float)
+    write_text(out / "history.json", text)   # last: a finished run
     print(f"\nfigures: {out}/index.md")
-    return json.loads(json.dumps(record, default=float))
+    return json.loads(text)                # what a rerun reads back when it skips this seed
 
 
 if __name__ == "__main__":

@@ -167,9 +167,8 @@ def kwta(runs: Path, out: Path, walls) -> str:
     csv_rows, table = [], []
     for name in [r["model"] for r in recs[0][1]["final"]]:
         finals = [next(r for r in rec["final"] if r["model"] == name) for _, rec in recs]
-        for (_, rec), f in zip(recs, finals):   # older runs: "seconds" in the row; now: in the model's history
-            f.setdefault("seconds", rec["history"][name].get("seconds"))
-        for (seed, _), f in zip(recs, finals):
+        for (seed, rec), f in zip(recs, finals):
+            f.setdefault("seconds", rec["history"][name].get("seconds"))   # older runs kept it in the row
             csv_rows.append({"model": name, "seed": seed, "test_pct": f["test acc %"], "best_test_pct": f["best test %"],
                              "train_pct": f["train acc %"], "seconds": f["seconds"],
                              "exactly_k": f.get("exactly k bits", ""), "dead_units": f.get("dead units", "")})
